@@ -1,0 +1,24 @@
+"""Locations of the project tree and of the optional shared real-data folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path | None:
+    """The ``shared`` folder beside the repository (real data, DESIGN.md), or ``None``.
+
+    ``LURE_SHARED_DIR`` overrides the default ``<repo>/../shared``.
+    """
+    env = os.environ.get("LURE_SHARED_DIR")
+    path = Path(env) if env else REPO_ROOT.parent / "shared"
+    return path if (path / "data").is_dir() else None
+
+
+def shared_data_dir() -> Path | None:
+    """``<shared>/data`` when present, else ``None``."""
+    root = shared_dir()
+    return root / "data" if root else None
