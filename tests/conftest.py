@@ -22,3 +22,11 @@ def shared_data() -> Path:
     if path is None:
         pytest.skip("../shared/data is absent (a user's clone): real-data test skipped")
     return path
+
+
+def pytest_configure(config):
+    # The unit tests run small tensors: one intra-op thread avoids OpenMP spin-waiting when
+    # the two CI cores are shared with DataLoader workers or subprocesses.
+    import torch
+
+    torch.set_num_threads(1)

@@ -1,0 +1,77 @@
+"""Checkpoint files: atomic writes, ``torch.load(weights_only=True)`` compatible contents."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lure.models import LURE, LUREConfig
+
+FORMAT = "lure-checkpoint-1"
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` to a temporary file in the target folder, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, model: LURE, profile: str, **extra: Any) -> None:
+    """Write the model weights, its configuration and profile name (plus ``extra`` entries such
+    as optimiser state, step and RNG states) atomically."""
+    payload = {"format": FORMAT, "profile": profile, "model_config": model.config.to_dict(),
+               "model": model.state_dict(), **extra}
+    atomic_torch_save(payload, path)
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint dictionary safely (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # unpickling errors come in many types
+        raise ValueError(f"{path} is not a readable LURE checkpoint ({type(error).__name__}: {error})") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a LURE checkpoint (expected format {FORMAT!r})")
+    return payload
+
+
+def config_mismatch(expected: LUREConfig, found: dict[str, Any]) -> list[str]:
+    """Human-readable differences between a configuration and a checkpoint's configuration."""
+    wanted = expected.to_dict()
+    keys = sorted(set(wanted) | set(found))
+    return [f"{k}: checkpoint has {found.get(k)!r}, expected {wanted.get(k)!r}"
+            for k in keys if wanted.get(k) != found.get(k)]
+
+
+def load_model(path: str | os.PathLike, expected: LUREConfig | None = None, expected_profile: str | None = None,
+               map_location: str | torch.device = "cpu") -> tuple[LURE, dict[str, Any]]:
+    """Build a LURE from a checkpoint. With ``expected`` (and/or ``expected_profile``) given, a
+    checkpoint of a different architecture fails with a message naming each mismatch."""
+    payload = read_checkpoint(path, map_location)
+    problems = []
+    if expected_profile is not None and payload["profile"] != expected_profile:
+        problems.append(f"profile: checkpoint has {payload['profile']!r}, expected {expected_profile!r}")
+    if expected is not None:
+        problems += config_mismatch(expected, payload["model_config"])
+    if problems:
+        raise ValueError(f"checkpoint {path} does not match the requested model: " + "; ".join(problems))
+    model = LURE(LUREConfig.from_dict(payload["model_config"]))
+    model.load_state_dict(payload["model"])
+    return model, payload

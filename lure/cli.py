@@ -1,0 +1,64 @@
+"""The ``lure`` command line: ``lure info`` and ``lure fuse``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from lure.config import load_params, model_config
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from lure.info import model_info
+
+    params = load_params(args.params, profile=args.profile)
+    info = model_info(model_config(params), latency=args.latency, height=args.height, width=args.width)
+    info = {"profile": params["profile"], **info}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        p = info["parameters"]
+        print(f"profile {info['profile']}: {p['total'] / 1e6:.2f} M parameters "
+              f"(text projection {p['text_projection'] / 1e6:.3f} M, encoder {p['encoder'] / 1e6:.2f} M, "
+              f"decoder {p['decoder'] / 1e6:.2f} M, fusion {p['fusion'] / 1e6:.2f} M)")
+        print(f"{info['gflops']:.1f} GFLOPs per {args.width}x{args.height} pair")
+        if args.latency:
+            print(f"CPU latency {info['latency_s'] * 1000:.0f} ms ({info['threads']} threads)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lure", description="LURE degradation-aware infrared/visible fusion")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="parameter counts and forward GFLOPs of a profile")
+    info.add_argument("--profile", default=None, help="profile in params.yaml (default: its `profile` key)")
+    info.add_argument("--params", default=None, help="path to params.yaml (default: the repository's)")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.add_argument("--latency", action="store_true", help="also time one forward pass on this CPU")
+    info.add_argument("--height", type=int, default=480)
+    info.add_argument("--width", type=int, default=640)
+    info.set_defaults(func=_cmd_info)
+
+    try:
+        from lure.fuse_cli import add_fuse_parser
+    except ImportError:  # pragma: no cover - the fuse command ships with the inference module
+        pass
+    else:
+        add_fuse_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"lure {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Architecture hyper-parameters of a LURE network (one named profile in params.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+TEXT_BLOCKS = ("tga", "gate")
+FUSION_RULES = ("l1", "l1_softmax", "add", "avg", "none")
+
+
+@dataclass(frozen=True)
+class LUREConfig:
+    """Sizes and ablation switches. Per-level tuples run from the finest scale to the coarsest.
+
+    Paper values (Sec. 4.1): widths 48/96/192/384, latents 16/32/64/128, ``base_blocks``
+    (K_bt) 1/1/2/2, ``branch_blocks`` (K_tb) 2/2/4/8, decoder 1/1/1/1, fusion 1/1/2/2, 4 heads.
+    """
+
+    widths: tuple[int, ...] = (48, 96, 192, 384)
+    latent_channels: tuple[int, ...] = (16, 32, 64, 128)
+    base_blocks: tuple[int, ...] = (1, 1, 2, 2)
+    branch_blocks: tuple[int, ...] = (2, 2, 4, 8)
+    decoder_blocks: tuple[int, ...] = (1, 1, 1, 1)
+    fusion_blocks: tuple[int, ...] = (1, 1, 2, 2)
+    heads: int = 4
+    image_channels: int = 3
+    text_backbone_dim: int = 384
+    text_dim: int = 256
+    num_tasks: int = 7
+    ffn_expansion: float = 2.66
+    # ablation switches (paper Table 6)
+    text_block: str = "tga"  # "tga" | "gate"
+    inner_residual: bool = True
+    fusion_rule: str = "l1"  # "l1" (DenseFuse) | "l1_softmax" | "add" | "avg" | "none"
+    l1_window: int = 3
+
+    def __post_init__(self) -> None:
+        levels = len(self.widths)
+        for f in ("latent_channels", "base_blocks", "branch_blocks", "decoder_blocks", "fusion_blocks"):
+            if len(getattr(self, f)) != levels:
+                raise ValueError(f"model.{f} needs {levels} entries (one per level), got {getattr(self, f)}")
+        if self.text_block not in TEXT_BLOCKS:
+            raise ValueError(f"model.text_block must be one of {TEXT_BLOCKS}, got {self.text_block!r}")
+        if self.fusion_rule not in FUSION_RULES:
+            raise ValueError(f"model.fusion_rule must be one of {FUSION_RULES}, got {self.fusion_rule!r}")
+        for name in ("widths", "latent_channels"):
+            bad = [c for c in getattr(self, name) if c % self.heads]
+            if bad:
+                raise ValueError(f"model.{name} {bad} must be divisible by model.heads={self.heads}")
+        if min(self.base_blocks) < 1 or min(self.branch_blocks) < 1:
+            raise ValueError("model.base_blocks and model.branch_blocks need at least 1 block per level")
+
+    @property
+    def levels(self) -> int:
+        return len(self.widths)
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this (inputs are padded to it)."""
+        return 2 ** (self.levels - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LUREConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model parameter(s) {unknown}; known: {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})

@@ -1,0 +1,134 @@
+"""The complete LURE network: text projection, image encoder, decoder and fusion module."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lure.models.config import LUREConfig
+from lure.models.decoder import Decoder
+from lure.models.encoder import ImageEncoder
+from lure.models.fusion import FusionModule
+from lure.models.text_encoder import TextProjection
+
+STAGES = ("stage1", "stage2", "joint")
+
+
+def to_network_channels(image: torch.Tensor, channels: int = 3) -> torch.Tensor:
+    """Repeat a single-channel image ``(B, 1, H, W)`` to ``channels``; pass others through."""
+    if image.shape[1] == channels:
+        return image
+    if image.shape[1] == 1:
+        return image.expand(-1, channels, -1, -1)
+    raise ValueError(f"expected 1 or {channels} image channels, got shape {tuple(image.shape)}")
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad H and W up to a multiple of ``multiple``; returns the padded image and the
+    original ``(H, W)`` for :func:`crop_to`. Sizes below 2 pixels fall back to replicate padding."""
+    h, w = image.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if h > ph and w > pw else "replicate"
+        image = F.pad(image, (0, pw, 0, ph), mode=mode)
+    return image, (h, w)
+
+
+def crop_to(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return image[..., : size[0], : size[1]]
+
+
+class LURE(nn.Module):
+    """LURE (Ma et al.). Images are ``(B, C, H, W)`` float in [0,1] with C = 1 or 3 (one-channel
+    inputs are repeated to 3); any H, W (padded internally to ``config.size_multiple`` and cropped
+    back). Text inputs are frozen sentence embeddings ``(B, text_backbone_dim)``; modality ids are
+    0 (visible) and 1 (infrared).
+
+    * :meth:`encode` — ``E_img(x, c, m)`` -> list of latents (finest first);
+    * :meth:`decode` — ``D(Z)`` -> image;
+    * :meth:`fuse_latents` — per-scale fusion module;
+    * :meth:`restore` — stage-1 restoration ``D(E_img(x, c, m))``;
+    * :meth:`forward` — fusion ``D(fuse(E_img(x_vi, c_vi, 0), E_img(x_ir, c_ir, 1)))``.
+    """
+
+    def __init__(self, config: LUREConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.text_projection = TextProjection(config.text_backbone_dim, config.text_dim)
+        self.task_classifier = nn.Linear(config.text_dim, config.num_tasks)
+        self.encoder = ImageEncoder(config)
+        self.decoder = Decoder(config)
+        self.fusion = FusionModule(config)
+
+    # -- building blocks ---------------------------------------------------------------
+    def project_text(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Sentence embedding -> text feature ``c`` ``(B, text_dim)``."""
+        return self.text_projection(embedding)
+
+    def classify_text(self, text_feature: torch.Tensor) -> torch.Tensor:
+        """Task logits ``(B, num_tasks)`` from a text feature (for ``L_text``)."""
+        return self.task_classifier(text_feature)
+
+    def encode(self, image: torch.Tensor, text_feature: torch.Tensor,
+               modality: torch.Tensor | int) -> list[torch.Tensor]:
+        """``E_img``; ``image`` H, W must be multiples of ``config.size_multiple``."""
+        image = to_network_channels(image, self.config.image_channels)
+        modality = self._modality_tensor(modality, image)
+        return self.encoder(image, text_feature, modality)
+
+    def decode(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        return self.decoder(latents)
+
+    def fuse_latents(self, latents_vi: list[torch.Tensor], latents_ir: list[torch.Tensor]) -> list[torch.Tensor]:
+        return self.fusion(latents_vi, latents_ir)
+
+    # -- whole passes on arbitrary sizes -----------------------------------------------
+    def restore(self, image: torch.Tensor, text_embedding: torch.Tensor, modality: torch.Tensor | int) -> torch.Tensor:
+        """Stage-1 pass ``D(E_img(x, c, m))`` on an image of any size; output has the input's size."""
+        padded, size = pad_to_multiple(image, self.config.size_multiple)
+        latents = self.encode(padded, self.project_text(text_embedding), modality)
+        return crop_to(self.decode(latents), size)
+
+    def forward(self, visible: torch.Tensor, infrared: torch.Tensor, text_visible: torch.Tensor,
+                text_infrared: torch.Tensor, rule_only: bool = False) -> torch.Tensor:
+        """Fused image ``(B, 3, H, W)`` from a visible and an infrared image of equal size.
+
+        ``rule_only=True`` decodes the prior-rule fusion without the learned branch."""
+        if visible.shape[-2:] != infrared.shape[-2:]:
+            raise ValueError(f"visible {tuple(visible.shape[-2:])} and infrared {tuple(infrared.shape[-2:])} "
+                             "images must have the same height and width")
+        vi, size = pad_to_multiple(visible, self.config.size_multiple)
+        ir, _ = pad_to_multiple(infrared, self.config.size_multiple)
+        z_vi = self.encode(vi, self.project_text(text_visible), 0)
+        z_ir = self.encode(ir, self.project_text(text_infrared), 1)
+        fused = self.fusion.rule_only(z_vi, z_ir) if rule_only else self.fuse_latents(z_vi, z_ir)
+        return crop_to(self.decode(fused), size)
+
+    # -- training modes ----------------------------------------------------------------
+    def set_stage(self, stage: str) -> None:
+        """Select what trains: ``stage1`` (all but fusion), ``stage2`` (fusion only; encoders,
+        text projection and decoder frozen) or ``joint`` (everything; ablation "single stage")."""
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        self.requires_grad_(stage != "stage2")
+        if stage == "stage1":
+            self.fusion.requires_grad_(False)
+        elif stage == "stage2":
+            self.fusion.requires_grad_(True)
+
+    def part_parameters(self) -> dict[str, int]:
+        """Parameter counts per part."""
+        parts = {
+            "text_projection": [self.text_projection, self.task_classifier],
+            "encoder": [self.encoder], "decoder": [self.decoder], "fusion": [self.fusion],
+        }
+        counts = {k: sum(p.numel() for m in mods for p in m.parameters()) for k, mods in parts.items()}
+        counts["total"] = sum(p.numel() for p in self.parameters())
+        return counts
+
+    @staticmethod
+    def _modality_tensor(modality: torch.Tensor | int, image: torch.Tensor) -> torch.Tensor:
+        if isinstance(modality, int):
+            return torch.full((image.shape[0],), modality, dtype=torch.long, device=image.device)
+        return modality.to(device=image.device, dtype=torch.long)

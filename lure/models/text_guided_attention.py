@@ -1,0 +1,101 @@
+"""Text-Guided Attention block (LURE) and its InstructIR-style gating ablation.
+
+Both blocks take image features ``x: (B, C, H, W)`` and a text feature ``c: (B, D)``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lure.models.nafblock import LayerNorm2d, NAFBlock
+
+
+class GatedDconvFeedForward(nn.Module):
+    """Restormer's GDFN: 1x1 expand, 3x3 depthwise, GELU gate, 1x1 project back."""
+
+    def __init__(self, channels: int, expansion: float = 2.66) -> None:
+        super().__init__()
+        hidden = int(channels * expansion)
+        self.project_in = nn.Conv2d(channels, hidden * 2, 1)
+        self.dwconv = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2)
+        self.project_out = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(a) * b)
+
+
+def channel_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
+                      temperature: torch.Tensor) -> torch.Tensor:
+    """Restormer's transposed attention: per head, a ``(C/h x C/h)`` attention map over
+    channels computed from L2-normalised pixel vectors; cost is linear in pixel count.
+
+    q, k, v: ``(B, C, H, W)``; temperature: ``(heads, 1, 1)``. Returns ``(B, C, H, W)``.
+    """
+    b, c, h, w = q.shape
+    q = F.normalize(q.reshape(b, heads, c // heads, h * w), dim=-1)
+    k = F.normalize(k.reshape(b, heads, c // heads, h * w), dim=-1)
+    v = v.reshape(b, heads, c // heads, h * w)
+    attn = (q @ k.transpose(-2, -1)) * temperature  # (B, heads, C/h, C/h)
+    return (attn.softmax(dim=-1) @ v).reshape(b, c, h, w)
+
+
+class TextGuidedAttention(nn.Module):
+    """Attention whose query comes from text-weighted image features.
+
+    ``q = dw3x3(1x1(x * sigmoid(W c)))``, ``k, v = dw3x3(1x1(x))``, channel attention per
+    head, then a 1x1 output projection.
+    """
+
+    def __init__(self, channels: int, text_dim: int, heads: int) -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
+        self.heads = heads
+        self.text_weight = nn.Linear(text_dim, channels)
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.q = nn.Sequential(nn.Conv2d(channels, channels, 1),
+                               nn.Conv2d(channels, channels, 3, padding=1, groups=channels))
+        self.kv = nn.Sequential(nn.Conv2d(channels, channels * 2, 1),
+                                nn.Conv2d(channels * 2, channels * 2, 3, padding=1, groups=channels * 2))
+        self.project_out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        weight = torch.sigmoid(self.text_weight(text))[:, :, None, None]  # (B, C, 1, 1)
+        q = self.q(x * weight)
+        k, v = self.kv(x).chunk(2, dim=1)
+        return self.project_out(channel_attention(q, k, v, self.heads, self.temperature))
+
+
+class TGABlock(nn.Module):
+    """Pre-norm transformer block: ``x + TGA(LN(x), c)`` then ``x + GDFN(LN(x))``."""
+
+    def __init__(self, channels: int, text_dim: int, heads: int, ffn_expansion: float = 2.66) -> None:
+        super().__init__()
+        self.norm1 = LayerNorm2d(channels)
+        self.attn = TextGuidedAttention(channels, text_dim, heads)
+        self.norm2 = LayerNorm2d(channels)
+        self.ffn = GatedDconvFeedForward(channels, ffn_expansion)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), text)
+        return x + self.ffn(self.norm2(x))
+
+
+class TextGateBlock(nn.Module):
+    """Ablation "TGA -> Gate" (InstructIR-style): the text only re-weights channels.
+
+    ``x + NAF(x * sigmoid(W c))`` (DESIGN.md §2). The skip keeps the un-gated signal; the
+    gated copy passes through a NAFBlock, so the text acts from the first step.
+    """
+
+    def __init__(self, channels: int, text_dim: int, heads: int | None = None) -> None:
+        super().__init__()
+        self.text_weight = nn.Linear(text_dim, channels)
+        self.naf = NAFBlock(channels)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        gated = x * torch.sigmoid(self.text_weight(text))[:, :, None, None]
+        return x + self.naf(gated)

@@ -1,0 +1,67 @@
+"""Training objectives of LURE (DESIGN.md §3). Images are ``(B, C, H, W)`` in [0, 1]."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lure.color import luminance, rgb_to_ycbcr
+
+_SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def sobel_magnitude(image: torch.Tensor) -> torch.Tensor:
+    """Per-channel Sobel gradient magnitude ``sqrt(gx^2 + gy^2)`` (replicate padding, same size)."""
+    c = image.shape[1]
+    kx = _SOBEL_X.to(image)
+    kernel = torch.stack([kx, kx.t()]).unsqueeze(1).repeat(c, 1, 1, 1)  # (2C, 1, 3, 3)
+    padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
+    grad = F.conv2d(padded, kernel, groups=c)  # (B, 2C, H, W): gx, gy per channel
+    gx, gy = grad[:, 0::2], grad[:, 1::2]
+    return torch.sqrt(gx * gx + gy * gy + 1e-12)
+
+
+def task_loss(restored: torch.Tensor, target: torch.Tensor, gradient_weight: float) -> torch.Tensor:
+    """``L_task = |y_hat - y|_1 + a_task * | |grad y_hat| - |grad y| |_1`` (means)."""
+    loss = F.l1_loss(restored, target)
+    if gradient_weight:
+        loss = loss + gradient_weight * F.l1_loss(sobel_magnitude(restored), sobel_magnitude(target))
+    return loss
+
+
+def _flatten(latents: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [z.flatten(1) for z in latents]
+
+
+def latent_similarity(latents_a: list[torch.Tensor], latents_b: list[torch.Tensor],
+                      measure: str = "cosine") -> torch.Tensor:
+    """Mean over scales and samples of the similarity of two multi-scale latents.
+
+    ``cosine``: cosine similarity of the flattened latents; ``pearson``: Pearson correlation
+    coefficient (cosine of the mean-centred latents), the paper's "Using CC" ablation."""
+    sims = []
+    for a, b in zip(_flatten(latents_a), _flatten(latents_b)):
+        if measure == "pearson":
+            a = a - a.mean(1, keepdim=True)
+            b = b - b.mean(1, keepdim=True)
+        elif measure != "cosine":
+            raise ValueError(f"unified loss measure must be 'cosine' or 'pearson', got {measure!r}")
+        sims.append(F.cosine_similarity(a, b, dim=1, eps=1e-8))
+    return torch.stack(sims).mean()
+
+
+def unified_loss(latents: list[torch.Tensor], latents_pd: list[torch.Tensor], measure: str = "cosine") -> torch.Tensor:
+    """``L_unified = 1 - Gamma(Z, Z_pd)`` over the multi-scale latents."""
+    return 1.0 - latent_similarity(latents, latents_pd, measure)
+
+
+def color_loss(fused: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """L1 between fused and visible on Cb and Cr (both RGB)."""
+    return F.l1_loss(rgb_to_ycbcr(fused)[:, 1:], rgb_to_ycbcr(visible)[:, 1:])
+
+
+def gradient_loss(fused: torch.Tensor, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
+    """L1 between the Sobel magnitude of the fused luminance and the element-wise maximum of
+    the two sources' (Text-IF)."""
+    target = torch.maximum(sobel_magnitude(luminance(visible)), sobel_magnitude(luminance(infrared)))
+    return F.l1_loss(sobel_magnitude(luminance(fused)), target)

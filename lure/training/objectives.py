@@ -1,0 +1,75 @@
+"""The stage objectives as ``nn.Module``s, so DistributedDataParallel can wrap them whole.
+
+Each ``forward`` returns ``(total_loss, {name: detached value})``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lure.models import LURE
+from lure.tasks import TASK_CLASS
+from lure.training.losses import color_loss, gradient_loss, task_loss, unified_loss
+from lure.training.perceptual import VGG16Features, perceptual_loss
+
+
+class Stage1Objective(nn.Module):
+    """``L1 = L_task + a1 L_unified + a2 L_recon + a3 L_text`` (DESIGN.md §3).
+
+    ``Z = E(x, c_t, m)``, ``Z_pd = E(y, c_pd, m)``, ``y_hat = D(Z)``, ``y_hat_pd = D(Z_pd)``.
+    """
+
+    def __init__(self, model: LURE, task_gradient_weight: float, unified_weight: float,
+                 recon_weight: float, text_weight: float, unified_measure: str = "cosine") -> None:
+        super().__init__()
+        self.model = model
+        self.task_gradient_weight = task_gradient_weight
+        self.unified_weight = unified_weight
+        self.recon_weight = recon_weight
+        self.text_weight = text_weight
+        self.unified_measure = unified_measure
+
+    def forward(self, lq: torch.Tensor, hq: torch.Tensor, modality: torch.Tensor, text_task: torch.Tensor,
+                text_pd: torch.Tensor, task_class: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        model = self.model
+        c_t, c_pd = model.project_text(text_task), model.project_text(text_pd)
+        z = model.encode(lq, c_t, modality)
+        z_pd = model.encode(hq, c_pd, modality)
+        l_task = task_loss(model.decode(z), hq, self.task_gradient_weight)
+        l_recon = F.l1_loss(model.decode(z_pd), hq)
+        l_unified = unified_loss(z, z_pd, self.unified_measure)
+        logits = model.classify_text(torch.cat([c_t, c_pd]))
+        pd_class = torch.full_like(task_class, TASK_CLASS["pd"])
+        l_text = F.cross_entropy(logits, torch.cat([task_class, pd_class]))
+        total = l_task + self.unified_weight * l_unified + self.recon_weight * l_recon + self.text_weight * l_text
+        parts = {"task": l_task, "unified": l_unified, "recon": l_recon, "text": l_text}
+        return total, {k: v.detach() for k, v in parts.items()}
+
+
+class Stage2Objective(nn.Module):
+    """``L2 = L_color + a1' L_grad + a2' L_per``; both inputs encoded with ``c_pd``."""
+
+    def __init__(self, model: LURE, gradient_weight: float, perceptual_weight: float,
+                 vgg: VGG16Features | None = None) -> None:
+        super().__init__()
+        if perceptual_weight > 0 and vgg is None:
+            raise ValueError("perceptual_weight > 0 needs VGG16 features (stage2.vgg16_weights)")
+        self.model = model
+        self.gradient_weight = gradient_weight
+        self.perceptual_weight = perceptual_weight
+        self.vgg = vgg
+
+    def forward(self, visible: torch.Tensor, infrared: torch.Tensor, text_vi: torch.Tensor,
+                text_ir: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        fused = self.model(visible, infrared, text_vi, text_ir)
+        l_color = color_loss(fused, visible)
+        l_grad = gradient_loss(fused, visible, infrared)
+        total = l_color + self.gradient_weight * l_grad
+        parts = {"color": l_color, "grad": l_grad}
+        if self.perceptual_weight > 0:
+            l_per = perceptual_loss(self.vgg, fused, visible, infrared)
+            total = total + self.perceptual_weight * l_per
+            parts["perceptual"] = l_per
+        return total, {k: v.detach() for k, v in parts.items()}

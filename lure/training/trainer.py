@@ -1,0 +1,395 @@
+"""Two-stage training of LURE (DESIGN.md §3): the loop, checkpoints, resume, logging.
+
+One entry point, :func:`train`, runs either stage from the resolved ``params.yaml``:
+
+* ``stage1``: restoration triplets ``(x, y, m)`` + task texts; everything but the fusion
+  module trains (or everything, on restoration and fusion batches at once, when
+  ``stage1.single_stage`` is set: the paper's "single stage" ablation);
+* ``stage2``: clean fusion pairs encoded with the pseudo-degradation texts; only the fusion
+  module trains, starting from the stage-1 weights.
+
+Checkpoints (model, optimiser, scheduler, step, RNG states, a fingerprint of the parameters)
+are written atomically every ``checkpoint_every`` steps, at the end, and when SIGTERM/SIGINT
+arrives; a rerun with the same parameters resumes from the last one. DVCLive logs losses,
+learning rate and validation figures under ``dvclive/<stage>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import random
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from lure.checkpoint import atomic_torch_save, load_model, read_checkpoint, save_checkpoint
+from lure.config import model_config
+from lure.models import LURE
+from lure.tasks import TASK_CLASS
+from lure.training.distributed import DistContext, barrier, setup_distributed, teardown_distributed
+from lure.training.objectives import Stage1Objective, Stage2Objective
+from lure.training.text_bank import TextBank
+from lure.training.validation import stage1_validation, stage2_validation
+
+STAGES = ("stage1", "stage2")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or infinite; the message names the step, the batch and the last checkpoint."""
+
+
+@dataclass(frozen=True)
+class StageOutputs:
+    """Where a stage writes: ``checkpoints/<stage>/model.pt`` (final weights, a DVC output),
+    ``checkpoints/<stage>/resume/last.pt`` (resume state, persistent) and ``dvclive/<stage>``."""
+
+    checkpoint_dir: Path
+    live_dir: Path
+
+    @classmethod
+    def default(cls, stage: str, root: str | Path = ".") -> StageOutputs:
+        root = Path(root)
+        return cls(root / "checkpoints" / stage, root / "dvclive" / stage)
+
+    @property
+    def model_path(self) -> Path:
+        return self.checkpoint_dir / "model.pt"
+
+    @property
+    def resume_path(self) -> Path:
+        return self.checkpoint_dir / "resume" / "last.pt"
+
+
+class StopSignal:
+    """Context manager turning SIGTERM/SIGINT into a flag the loop checks after each step."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signum = signum
+
+    def __enter__(self) -> StopSignal:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not in the main thread
+                pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def fingerprint(params: dict[str, Any], stage: str) -> str:
+    """Hash of everything that defines a stage's run; a resume state with another hash is ignored."""
+    keys = ["seed", "model", "stage1", "text_encoder"] + (["stage2"] if stage == "stage2" else [])
+    blob = json.dumps({k: params.get(k) for k in keys}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cosine_with_warmup(total_steps: int, warmup: int, lr: float, lr_min: float):
+    """LambdaLR factor: linear warm-up, then cosine decay from ``lr`` to ``lr_min``."""
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return (lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * progress))) / lr
+    return factor
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _resolve_urls(sets: list[str], data_root: Path) -> list[str]:
+    """Shard URLs of named sets (``<dataset>/<split>`` under ``data/shards``) or literal URLs."""
+    from lure.data.loaders import shard_urls
+
+    urls: list[str] = []
+    for item in sets:
+        if "://" in item or item.startswith("pipe:") or item.endswith(".tar"):
+            urls.append(item)
+        else:
+            urls.extend(shard_urls(data_root / "shards" / item))
+    if not urls:
+        raise FileNotFoundError(f"no shards found for {sets} under {data_root / 'shards'}: run the build_data stage")
+    return urls
+
+
+def _infinite(make_loader, seed: int) -> Iterator[dict]:
+    for epoch in itertools.count():
+        yield from make_loader(seed + 7919 * epoch)
+
+
+def _task_texts(params: dict[str, Any], split: str) -> dict[str, list[str]]:
+    from lure.prompt_generation import load_task_texts
+
+    return {key: splits[split] for key, splits in load_task_texts(params["prompts"]["output"]).items()}
+
+
+class Trainer:
+    """Holds the model, objectives, optimiser and data streams of one stage run."""
+
+    def __init__(self, stage: str, params: dict[str, Any], outputs: StageOutputs, ctx: DistContext,
+                 data_root: Path, progress: bool = True) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        self.stage, self.params, self.outputs, self.ctx = stage, params, outputs, ctx
+        self.cfg = params[stage]
+        self.single_stage = bool(params["stage1"].get("single_stage", False))
+        self.data_root, self.progress = data_root, progress
+        self.device = ctx.device
+        self.fingerprint = fingerprint(params, stage)
+        _seed_everything(int(params["seed"]) + ctx.rank)
+
+        from lure.text_backbone import load_sentence_encoder
+
+        te = params.get("text_encoder", {})
+        encoder = load_sentence_encoder(te.get("backbone"), max_length=int(te.get("max_length", 64)))
+        self.bank = TextBank(encoder, _task_texts(params, "train"))
+        self.eval_bank = TextBank(encoder, _task_texts(params, "heldout"))
+        self.model = self._build_model().to(self.device)
+        self.objectives = self._build_objectives()
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.steps = 0 if (stage == "stage2" and self.single_stage) else int(self.cfg["steps"])
+        self.optimizer = torch.optim.AdamW(trainable, lr=float(self.cfg["lr"]),
+                                           betas=tuple(self.cfg.get("betas", (0.9, 0.99))),
+                                           weight_decay=float(self.cfg.get("weight_decay", 0.0)))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, cosine_with_warmup(
+            max(1, self.steps), int(self.cfg.get("warmup_steps", 0)), float(self.cfg["lr"]),
+            float(self.cfg.get("lr_min", 1e-6))))
+        self.step = 0
+        self.text_generator = torch.Generator().manual_seed(int(params["seed"]) * 1000 + ctx.rank)
+        self.resumed = self._maybe_resume()
+        self.wrapped = {k: DistributedDataParallel(v) if ctx.enabled else v for k, v in self.objectives.items()}
+
+    # -- construction --------------------------------------------------------------------
+    def _build_model(self) -> LURE:
+        config = model_config(self.params)
+        if self.stage == "stage1":
+            model = LURE(config)
+            model.set_stage("joint" if self.single_stage else "stage1")
+            return model
+        stage1_path = self.outputs.checkpoint_dir.parent / "stage1" / "model.pt"
+        model, _ = load_model(stage1_path, expected=config)
+        model.set_stage("stage2")
+        return model
+
+    def _build_objectives(self) -> dict[str, torch.nn.Module]:
+        s1, s2 = self.params["stage1"], self.params["stage2"]
+        objectives: dict[str, torch.nn.Module] = {}
+        if self.stage == "stage1":
+            objectives["restoration"] = Stage1Objective(
+                self.model, float(s1["task_gradient_weight"]), float(s1["unified_weight"]),
+                float(s1["recon_weight"]), float(s1["text_weight"]), s1.get("unified_measure", "cosine"))
+        if self.stage == "stage2" or self.single_stage:
+            vgg = None
+            if float(s2.get("perceptual_weight", 0)) > 0:
+                from lure.training.perceptual import load_vgg16_features
+
+                vgg = load_vgg16_features(s2.get("vgg16_weights")).to(self.device)
+            if self.stage == "stage1" or not self.single_stage:
+                objectives["fusion"] = Stage2Objective(self.model, float(s2["gradient_weight"]),
+                                                       float(s2.get("perceptual_weight", 0)), vgg)
+        return objectives
+
+    def _maybe_resume(self) -> bool:
+        path = self.outputs.resume_path
+        if not path.is_file():
+            return False
+        state = read_checkpoint(path, map_location=self.device)
+        if state.get("fingerprint") != self.fingerprint:
+            tqdm.write(f"[{self.stage}] ignoring {path}: it was written with other parameters")
+            return False
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["torch_rng"])
+        self.text_generator.set_state(state["text_rng"])
+        tqdm.write(f"[{self.stage}] resuming from {path} at step {self.step}/{self.steps}")
+        return True
+
+    # -- data ------------------------------------------------------------------------------
+    def _streams(self) -> dict[str, Iterator[dict]]:
+        from lure.data.loaders import fusion_loader, stage1_loader
+
+        seed = int(self.params["seed"]) + 1_000_003 * self.ctx.rank + self.step
+        streams: dict[str, Iterator[dict]] = {}
+        if "restoration" in self.objectives:
+            c = self.params["stage1"]
+            urls = _resolve_urls(c["train_sets"], self.data_root)
+            streams["restoration"] = _infinite(lambda s: stage1_loader(
+                urls, crop=int(c["crop"]), batch_size=int(c["batch_size"]), workers=int(c.get("workers", 0)),
+                task_weights=c.get("task_weights"), seed=s), seed)
+        if "fusion" in self.objectives:
+            c = self.params["stage2"]
+            urls = _resolve_urls(c["train_sets"], self.data_root)
+            streams["fusion"] = _infinite(lambda s: fusion_loader(
+                urls, crop=int(c["crop"]), batch_size=int(c["batch_size"]), workers=int(c.get("workers", 0)),
+                seed=s), seed)
+        return streams
+
+    def _restoration_inputs(self, batch: dict) -> tuple:
+        modality = batch["modality"].to(self.device)
+        mods = modality.tolist()
+        tasks = list(batch["task"])
+        return (batch["lq"].to(self.device), batch["hq"].to(self.device), modality,
+                self.bank.sample(tasks, mods, self.text_generator).to(self.device),
+                self.bank.sample(["pd"] * len(tasks), mods, self.text_generator).to(self.device),
+                torch.tensor([TASK_CLASS[t] for t in tasks], device=self.device))
+
+    def _fusion_inputs(self, batch: dict) -> tuple:
+        n = batch["vi"].shape[0]
+        return (batch["vi"].to(self.device), batch["ir"].to(self.device),
+                self.bank.sample(["pd"] * n, [0] * n, self.text_generator).to(self.device),
+                self.bank.sample(["pd"] * n, [1] * n, self.text_generator).to(self.device))
+
+    # -- validation ------------------------------------------------------------------------
+    def validate(self) -> dict[str, float]:
+        from lure.data.loaders import iter_fusion_pairs, iter_stage1_samples
+
+        cfg = self.cfg
+        metrics: dict[str, float] = {}
+        if self.stage == "stage1":
+            per_task = int(cfg.get("eval_samples_per_task", 4))
+            counts: dict[str, int] = {}
+            samples = []
+            for sample in iter_stage1_samples(_resolve_urls(cfg["eval_sets"], self.data_root)):
+                if counts.get(sample["task"], 0) < per_task:
+                    counts[sample["task"]] = counts.get(sample["task"], 0) + 1
+                    samples.append(sample)
+            metrics.update(stage1_validation(self.model, samples, self.eval_bank, self.device))
+        if self.stage == "stage2" or self.single_stage:
+            c2 = self.params["stage2"]
+            pairs = list(itertools.islice(iter_fusion_pairs(_resolve_urls(c2["eval_sets"], self.data_root)),
+                                          int(c2.get("eval_pairs", 8))))
+            metrics.update(stage2_validation(self.model, pairs, self.eval_bank, self.device))
+        self.model.train()
+        return metrics
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save_resume_state(self) -> None:
+        atomic_torch_save({
+            "format": "lure-resume-1", "fingerprint": self.fingerprint, "step": self.step,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+            "text_rng": self.text_generator.get_state(),
+        }, self.outputs.resume_path)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def run(self) -> dict[str, float]:
+        from dvclive import Live
+
+        main = self.ctx.is_main
+        cfg = self.cfg
+        live = Live(str(self.outputs.live_dir), resume=self.resumed, save_dvc_exp=False, dvcyaml=None,
+                    report=None) if main else None
+        if main and not self.resumed:
+            first = self.validate()
+            self._log(live, first, prefix="val/", first=True)
+        self.model.train()
+        streams = self._streams() if self.step < self.steps else {}
+        log_every, eval_every = int(cfg.get("log_every", 10)), int(cfg.get("eval_every", 100))
+        ckpt_every = int(cfg.get("checkpoint_every", 100))
+        running: dict[str, list[float]] = {}
+        amp = self.device.type == "cuda" and bool(cfg.get("bf16", True))
+        bar = tqdm(total=self.steps, initial=self.step, desc=self.stage, disable=not (main and self.progress),
+                   dynamic_ncols=True)
+        with StopSignal() as stop:
+            while self.step < self.steps:
+                keys: list[str] = []
+                total = torch.zeros((), device=self.device)
+                parts: dict[str, torch.Tensor] = {}
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+                    for name, stream in streams.items():
+                        batch = next(stream)
+                        keys += list(batch["key"])
+                        inputs = (self._restoration_inputs(batch) if name == "restoration"
+                                  else self._fusion_inputs(batch))
+                        loss, loss_parts = self.wrapped[name](*inputs)
+                        total = total + loss
+                        parts.update(loss_parts)
+                if not torch.isfinite(total):
+                    last = self.outputs.resume_path if self.outputs.resume_path.is_file() else "none written yet"
+                    raise NonFiniteLossError(
+                        f"[{self.stage}] non-finite loss ({float(total)}) at step {self.step + 1}; batch keys: "
+                        f"{', '.join(keys)}; last good checkpoint: {last}")
+                self.optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if cfg.get("grad_clip"):
+                    torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
+                                                   float(cfg["grad_clip"]))
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                bar.update(1)
+                running.setdefault("loss", []).append(float(total))
+                for k, v in parts.items():
+                    running.setdefault(f"loss_{k}", []).append(float(v))
+                if main and (self.step % log_every == 0 or self.step == self.steps):
+                    means = {k: float(np.mean(v)) for k, v in running.items()}
+                    means["lr"] = self.scheduler.get_last_lr()[0]
+                    self._log(live, means, prefix="train/")
+                    bar.set_postfix(loss=f"{means['loss']:.4f}")
+                    running.clear()
+                if main and self.step % eval_every == 0 and self.step < self.steps:
+                    self._log(live, self.validate(), prefix="val/")
+                if main and self.step % ckpt_every == 0:
+                    self.save_resume_state()
+                if stop.signum is not None:
+                    if main:
+                        self.save_resume_state()
+                        tqdm.write(f"[{self.stage}] signal {stop.signum}: checkpoint written to "
+                                   f"{self.outputs.resume_path} at step {self.step}; rerun to resume")
+                    bar.close()
+                    raise SystemExit(128 + stop.signum)
+        bar.close()
+        final: dict[str, float] = {}
+        if main:
+            self.save_resume_state()
+            final = self.validate()
+            self._log(live, final, prefix="val/")
+            save_checkpoint(self.outputs.model_path, self.model, self.params["profile"], step=self.step,
+                            stage=self.stage, fingerprint=self.fingerprint)
+            live.end()
+        barrier(self.ctx)
+        return final
+
+    def _log(self, live, metrics: dict[str, float], prefix: str, first: bool = False) -> None:
+        if live is None:
+            return
+        live.step = self.step
+        for k, v in metrics.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                continue
+            live.log_metric(f"{prefix}{k}", v)
+            if first:
+                live.log_metric(f"initial/{k}", v, plot=False)
+        live.make_summary()
+
+
+def train(stage: str, params: dict[str, Any], outputs: StageOutputs | None = None, data_root: str | Path = "data",
+          device: str | None = None, progress: bool = True) -> dict[str, float]:
+    """Run (or resume) one training stage; returns the final validation metrics (rank 0)."""
+    ctx = setup_distributed(device)
+    try:
+        trainer = Trainer(stage, params, outputs or StageOutputs.default(stage), ctx, Path(data_root), progress)
+        return trainer.run()
+    finally:
+        teardown_distributed(ctx)
