@@ -1,0 +1,244 @@
+"""Records every source parser returns, and the helpers parsers share.
+
+A parser turns a dataset root (in its published layout) into a :class:`ParsedSource`:
+stage-1 restoration triplets (:class:`Stage1Record`: degraded ``lq``, clean ``hq``, task,
+modality) and fusion pairs (:class:`FusionRecord`: infrared ``ir``, visible ``vi``), grouped
+by split. Images are referenced lazily (:data:`ImageRef`: a path, an array or a function
+returning an array) and loaded by :func:`load_image`: visible as ``HxWx3`` RGB uint8,
+infrared as ``HxW`` uint8.
+
+Awkward cases of real archives are handled here once: stray files (``Thumbs.db``,
+``.DS_Store``, ``._*`` resource forks, text files) are ignored, extensions are matched
+case-insensitively, and a missing partner image is reported in ``ParsedSource.skipped``
+and counted, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lure.tasks import INFRARED, VISIBLE, check_task
+
+ImageRef = Path | np.ndarray | Callable[[], np.ndarray]
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+STRAY_NAMES = {"thumbs.db", ".ds_store", "desktop.ini"}
+
+
+@dataclass
+class Stage1Record:
+    """One restoration triplet: degraded ``lq`` and clean ``hq`` of one modality, and the task."""
+
+    key: str
+    task: str
+    modality: int
+    lq: ImageRef
+    hq: ImageRef
+    source: str
+    name: str
+
+    def __post_init__(self) -> None:
+        check_task(self.task, self.modality)
+
+
+@dataclass
+class FusionRecord:
+    """One aligned fusion pair. ``extra`` holds optional images (``ir_clean``, ``vi_clean``) and
+    json fields (``vi_task``, ``ir_task``) of degraded evaluation sets."""
+
+    key: str
+    ir: ImageRef
+    vi: ImageRef
+    source: str
+    name: str
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class ParsedSource:
+    """What a parser found: records per split, the problems it skipped, and a fingerprint of its inputs."""
+
+    stage1: dict[str, list[Stage1Record]] = field(default_factory=dict)
+    fusion: dict[str, list[FusionRecord]] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    fingerprint: str = ""
+    version: str = ""
+
+    def splits(self) -> list[str]:
+        return sorted(set(self.stage1) | set(self.fusion))
+
+    def add_stage1(self, split: str, record: Stage1Record) -> None:
+        self.stage1.setdefault(split, []).append(record)
+
+    def add_fusion(self, split: str, record: FusionRecord) -> None:
+        self.fusion.setdefault(split, []).append(record)
+
+
+class SourceLayoutError(ValueError):
+    """The dataset root does not have the published layout."""
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a regular image file (case-insensitive extension), False for stray files."""
+    name = path.name
+    if name.lower() in STRAY_NAMES or name.startswith("._") or name.startswith("."):
+        return False
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder: Path, skipped: list[str] | None = None) -> dict[str, Path]:
+    """Images directly in ``folder`` keyed by file stem (extension ignored), sorted by stem.
+
+    A stem present twice (``a.jpg`` and ``a.png``) keeps the first in sorted order and
+    reports the other in ``skipped``.
+    """
+    found: dict[str, Path] = {}
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.iterdir()):
+        if not is_image_file(path):
+            continue
+        if path.stem in found:
+            if skipped is not None:
+                skipped.append(f"{path}: duplicate of {found[path.stem].name}, ignored")
+            continue
+        found[path.stem] = path
+    return dict(sorted(found.items()))
+
+
+def pair_by_stem(
+    first: dict[str, Path], second: dict[str, Path], skipped: list[str], what: tuple[str, str]
+) -> list[tuple[str, Path, Path]]:
+    """Pairs ``(stem, first_path, second_path)`` with equal stems; partners missing on either side
+    are reported in ``skipped`` (``what`` names the two sides)."""
+    pairs = []
+    for stem, path in first.items():
+        if stem in second:
+            pairs.append((stem, path, second[stem]))
+        else:
+            skipped.append(f"{path}: no {what[1]} partner, skipped")
+    for stem, path in second.items():
+        if stem not in first:
+            skipped.append(f"{path}: no {what[0]} partner, skipped")
+    return pairs
+
+
+def find_dir(root: Path, *names: str, depth: int = 3) -> Path | None:
+    """The first directory under ``root`` (itself included, breadth-first, ``depth`` levels) that
+    contains all ``names`` (case-insensitive) — archives often add a top-level folder."""
+    level = [root]
+    for _ in range(depth + 1):
+        nxt = []
+        for folder in level:
+            if all(child_dir(folder, n) is not None for n in names):
+                return folder
+            try:
+                nxt.extend(sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")))
+            except OSError:
+                continue
+        level = nxt
+    return None
+
+
+def child_dir(folder: Path, name: str) -> Path | None:
+    """``folder/name`` matched case-insensitively, or ``None``."""
+    exact = folder / name
+    if exact.is_dir():
+        return exact
+    if not folder.is_dir():
+        return None
+    low = name.lower()
+    for child in folder.iterdir():
+        if child.is_dir() and child.name.lower() == low:
+            return child
+    return None
+
+
+def require_dir(root: Path, *names: str, dataset: str, layout: str) -> Path:
+    """Like :func:`find_dir` but raises :class:`SourceLayoutError` naming the expected layout."""
+    root = Path(root)
+    if not root.exists():
+        raise SourceLayoutError(f"{dataset}: root {root} does not exist; expected layout: {layout}")
+    found = find_dir(root, *names)
+    if found is None:
+        raise SourceLayoutError(f"{dataset}: no {'/'.join(names)} folder found under {root}; expected layout: {layout}")
+    return found
+
+
+_KEY_BAD = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def make_key(*parts: str) -> str:
+    """A WebDataset-safe sample key (letters, digits, ``_``, ``-``; no dots) from ``parts``."""
+    return "_".join(_KEY_BAD.sub("-", str(p)).strip("-") for p in parts if str(p) != "")
+
+
+def files_fingerprint(paths: Iterable[Path], extra: str = "") -> str:
+    """sha256 over (path, size, mtime) of ``paths`` plus ``extra``: changes when any input changes."""
+    h = hashlib.sha256(extra.encode())
+    for p in sorted(Path(x) for x in paths):
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def record_paths(parsed: ParsedSource) -> list[Path]:
+    """Every file path referenced by ``parsed`` (for :func:`files_fingerprint`)."""
+    out: set[Path] = set()
+    for records in parsed.stage1.values():
+        for r in records:
+            out.update(x for x in (r.lq, r.hq) if isinstance(x, Path))
+    for records in parsed.fusion.values():
+        for r in records:
+            out.update(x for x in (r.ir, r.vi, *r.extra.values()) if isinstance(x, Path))
+    return sorted(out)
+
+
+def load_image(ref: ImageRef, modality: int) -> np.ndarray:
+    """Load ``ref`` as uint8: visible -> ``HxWx3`` RGB (grey turned RGB), infrared -> ``HxW``
+    (RGB/3-channel grey turned grey). 16-bit images are scaled to 8 bits."""
+    if isinstance(ref, np.ndarray):
+        arr = ref
+    elif callable(ref) and not isinstance(ref, Path):
+        arr = ref()
+    else:
+        try:
+            with Image.open(ref) as img:
+                if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                    arr16 = np.asarray(img, dtype=np.float64)
+                    top = 65535.0 if arr16.max() > 255 else 255.0
+                    img = Image.fromarray(np.clip(arr16 / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+                img = img.convert("RGB" if modality == VISIBLE else "L")
+                arr = np.asarray(img)
+        except (OSError, ValueError) as err:
+            raise OSError(f"cannot read image {ref}: {err}") from err
+    return as_modality(arr, modality)
+
+
+def as_modality(arr: np.ndarray, modality: int) -> np.ndarray:
+    """Convert a uint8 array to the modality's convention (RGB HxWx3 for visible, HxW for infrared)."""
+    arr = np.asarray(arr)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"images must be uint8, got {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, :3]
+    if modality == VISIBLE:
+        if arr.ndim == 2:
+            arr = np.repeat(arr[:, :, None], 3, axis=2)
+        elif arr.shape[2] == 1:
+            arr = np.repeat(arr, 3, axis=2)
+        return np.ascontiguousarray(arr)
+    if modality == INFRARED:
+        if arr.ndim == 3:
+            if arr.shape[2] == 1:
+                arr = arr[:, :, 0]
+            else:
+                arr = np.asarray(Image.fromarray(np.ascontiguousarray(arr[:, :, :3])).convert("L"))
+        return np.ascontiguousarray(arr)
+    raise ValueError(f"modality must be 0 (visible) or 1 (infrared), got {modality!r}")

@@ -1,0 +1,42 @@
+"""MSRS parser: ``{train,test}/{ir,vi}/<id>{D,N}.png`` (640x480; D day, N night) -> fusion splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import (
+    FusionRecord,
+    ParsedSource,
+    SourceLayoutError,
+    child_dir,
+    files_fingerprint,
+    list_images,
+    make_key,
+    pair_by_stem,
+    record_paths,
+)
+
+LAYOUT = "{train,test}/{ir,vi}/<id>{D,N}.png"
+
+
+def parse(root: str | Path, **_: object) -> ParsedSource:
+    """Parse an MSRS root (holding ``train`` and/or ``test``)."""
+    from .base import find_dir
+
+    root = Path(root)
+    base = (find_dir(root, "test") or find_dir(root, "train")) if root.exists() else None
+    if base is None:
+        raise SourceLayoutError(f"msrs: no train/ or test/ folder under {root}; expected layout: {LAYOUT}")
+    out = ParsedSource(version="MSRS (Tang et al., PIAFusion, Inf. Fusion 2022)")
+    for split in ("train", "test"):
+        sub = child_dir(base, split)
+        if sub is None or child_dir(sub, "ir") is None:
+            out.skipped.append(f"{base}: no {split}/ir, split skipped")
+            continue
+        ir, vi = list_images(child_dir(sub, "ir"), out.skipped), list_images(child_dir(sub, "vi") or sub / "vi", out.skipped)
+        for stem, ir_path, vi_path in pair_by_stem(ir, vi, out.skipped, ("ir", "vi")):
+            daytime = {"D": "day", "N": "night"}.get(stem[-1:], "")
+            out.add_fusion(split, FusionRecord(make_key("msrs", split, stem), ir_path, vi_path, "msrs",
+                                               f"{split}/{ir_path.name}", {"time": daytime} if daytime else {}))
+    out.fingerprint = files_fingerprint(record_paths(out), "msrs")
+    return out

@@ -1,0 +1,324 @@
+"""Shard loaders for training and evaluation (layout: :mod:`data_prep.shards`).
+
+URLs follow WebDataset conventions: a local path, ``http(s)://...`` (streamed with ``curl``) or
+``pipe:<command writing the tar to stdout>`` (e.g. ``pipe:aws s3 cp s3://bucket/x.tar -``), so
+a cluster can stream shards from object storage. :func:`shard_urls` lists a split's shards from its
+``manifest.json`` (a folder, a manifest path or an ``http(s)`` manifest URL; shard URLs are
+resolved relative to the manifest).
+
+Training loaders yield batches of float32 tensors in [0, 1], shape ``(B, 3, crop, crop)`` for
+BOTH modalities (infrared repeated to 3 channels; grey visible turned RGB), with the same random
+crop and flips on the two images of a pair:
+
+* :func:`stage1_loader` — ``{"lq", "hq", "modality" (LongTensor, 0 visible / 1 infrared), "task",
+  "key"}``; an endless stream of randomly resampled shards mixed per task with ``task_weights``
+  (``epoch_length`` batches per ``iter()``, endless when ``None``);
+* :func:`fusion_loader` — ``{"ir", "vi", "key"}``; one shuffled pass over the shards per ``iter()``.
+
+Evaluation iterators read full-size uint8 images in shard order, single process:
+:func:`iter_fusion_pairs`, :func:`iter_stage1_samples`, :func:`iter_degraded_pairs`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import urllib.parse
+import urllib.request
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import webdataset as wds
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from lure.data.augment import apply_pair, paired_crop_flip
+from lure.tasks import INFRARED, VISIBLE
+
+MANIFEST = "manifest.json"
+
+
+# ----------------------------------------------------------------------------- URLs
+def _is_remote(url: str) -> bool:
+    return url.startswith(("http://", "https://", "pipe:"))
+
+
+def shard_urls(split_dir_or_manifest: str | Path, kind: str | None = None) -> list[str]:
+    """The shard URLs a split's manifest lists (``kind``: ``"stage1"``, ``"fusion"`` or ``None`` = all).
+
+    Accepts a split folder, a ``manifest.json`` path or an ``http(s)`` URL of either.
+    """
+    src = str(split_dir_or_manifest)
+    if src.startswith(("http://", "https://")):
+        url = src if src.endswith(".json") else src.rstrip("/") + "/" + MANIFEST
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
+            manifest = json.loads(response.read())
+        base = url.rsplit("/", 1)[0] + "/"
+        join = lambda name: urllib.parse.urljoin(base, name)  # noqa: E731
+    else:
+        path = Path(src)
+        path = path if path.suffix == ".json" else path / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"no {MANIFEST} at {path}; build the data set first (dvc repro build_data "
+                                    "or python -m pipelines.stages.build_data)")
+        manifest = json.loads(path.read_text())
+        join = lambda name: str(path.parent.resolve() / name)  # noqa: E731
+    kinds = ("stage1", "fusion") if kind is None else (kind,)
+    return [join(e["name"]) for k in kinds for e in manifest.get(k, {}).get("shards", [])]
+
+
+def _as_url_list(urls: list[str] | str | Path, kind: str | None = None) -> list[str]:
+    """Expand ``urls``: a split folder or manifest becomes its ``kind`` shards; brace patterns expand."""
+    if isinstance(urls, str | Path):
+        text = str(urls)
+        if text.endswith(".json") or (not _is_remote(text) and Path(text).is_dir()):
+            return shard_urls(text, kind)
+        return list(wds.shardlists.expand_urls(text))
+    out: list[str] = []
+    for u in urls:
+        out.extend(_as_url_list(u, kind))
+    return out
+
+
+# ----------------------------------------------------------------------------- decoding
+def decode_png(data: bytes) -> np.ndarray:
+    """PNG/JPEG bytes -> uint8 array (``HxW`` for single-channel, ``HxWx3`` for colour)."""
+    with Image.open(io.BytesIO(data)) as img:
+        if img.mode not in ("L", "RGB"):
+            img = img.convert("RGB" if img.mode in ("RGBA", "P", "CMYK") else "L")
+        return np.asarray(img)
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 ``HxW`` or ``HxWx3`` -> ``HxWx3`` (grey repeated)."""
+    return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """uint8 ``HxWx3`` -> ``HxW`` (ITU-R 601 luma, as PIL's ``convert("L")``); ``HxW`` unchanged."""
+    return image if image.ndim == 2 else np.asarray(Image.fromarray(image).convert("L"))
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 ``HxW``/``HxWx3`` -> float32 ``(3, H, W)`` in [0, 1]."""
+    rgb = np.ascontiguousarray(to_rgb(image).transpose(2, 0, 1))
+    return torch.from_numpy(rgb).float().div_(255.0)
+
+
+def _raw_samples(urls: list[str], handler=wds.reraise_exception) -> Iterable[dict]:
+    """Undecoded samples of ``urls`` in order, in the calling process (no worker splitting)."""
+    return wds.WebDataset(urls, shardshuffle=False, nodesplitter=None, workersplitter=None,
+                          empty_check=False, handler=handler)
+
+
+def iter_fusion_pairs(urls: list[str] | str | Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Full-size fusion pairs ``(key, ir uint8 HxW, vi uint8 HxWx3)`` in shard order."""
+    for s in _raw_samples(_as_url_list(urls, "fusion")):
+        if "ir.png" in s:
+            yield s["__key__"], to_grey(decode_png(s["ir.png"])), to_rgb(decode_png(s["vi.png"]))
+
+
+def iter_degraded_pairs(urls: list[str] | str | Path) -> Iterator[dict]:
+    """Degraded evaluation pairs: ``{"key", "ir", "vi", "ir_clean", "vi_clean", "vi_task", "ir_task"}``
+    (infrared uint8 ``HxW``, visible uint8 ``HxWx3``, full size)."""
+    for s in _raw_samples(_as_url_list(urls, "fusion")):
+        if "ir.png" not in s:
+            continue
+        meta = json.loads(s["json"])
+        ir, vi = to_grey(decode_png(s["ir.png"])), to_rgb(decode_png(s["vi.png"]))
+        yield {"key": s["__key__"], "ir": ir, "vi": vi,
+               "ir_clean": to_grey(decode_png(s["ir_clean.png"])) if "ir_clean.png" in s else ir,
+               "vi_clean": to_rgb(decode_png(s["vi_clean.png"])) if "vi_clean.png" in s else vi,
+               "vi_task": meta.get("vi_task", "pd"), "ir_task": meta.get("ir_task", "pd")}
+
+
+def iter_stage1_samples(urls: list[str] | str | Path) -> Iterator[dict]:
+    """Full-size stage-1 samples ``{"key", "task", "modality", "lq", "hq"}`` (uint8; visible
+    ``HxWx3``, infrared ``HxW``) in shard order."""
+    for s in _raw_samples(_as_url_list(urls, "stage1")):
+        if "lq.png" not in s:
+            continue
+        meta = json.loads(s["json"])
+        conv = to_rgb if meta["modality"] == VISIBLE else to_grey
+        yield {"key": s["__key__"], "task": meta["task"], "modality": int(meta["modality"]),
+               "lq": conv(decode_png(s["lq.png"])), "hq": conv(decode_png(s["hq.png"]))}
+
+
+# ----------------------------------------------------------------------------- training streams
+def _worker() -> tuple[int, int]:
+    info = get_worker_info()
+    return (info.id, info.num_workers) if info is not None else (0, 1)
+
+
+class _Stage1Stream(IterableDataset):
+    """Endless, task-mixed stream of augmented stage-1 samples (one per worker process)."""
+
+    def __init__(self, urls: list[str], crop: int, task_weights: dict[str, float] | None, seed: int,
+                 buffer_per_task: int = 32, max_scan: int = 4096) -> None:
+        self.urls, self.crop, self.seed = urls, crop, seed
+        self.task_weights = dict(task_weights) if task_weights else None
+        self.buffer_per_task, self.max_scan = buffer_per_task, max_scan
+        self.epoch = 0
+
+    def _raw_stream(self, rng: np.random.Generator) -> Iterator[dict]:
+        while True:  # resample shards with replacement, forever
+            order = rng.permutation(len(self.urls))
+            for i in order:
+                yielded = False
+                for s in _raw_samples([self.urls[i]]):
+                    if "lq.png" in s:
+                        yielded = True
+                        yield s
+                if not yielded and len(self.urls) == 1:
+                    raise ValueError(f"no stage-1 samples (lq.png) in {self.urls[0]}")
+
+    def __iter__(self) -> Iterator[dict]:
+        wid, _ = _worker()
+        rng = np.random.default_rng([self.seed, self.epoch, wid])
+        transform = paired_crop_flip(self.crop, seed=int(rng.integers(2**31)), second="hq")
+        stream = self._raw_stream(rng)
+        buffers: dict[str, list[dict]] = {}
+        weights = dict(self.task_weights) if self.task_weights else None
+
+        def pull() -> None:
+            s = next(stream)
+            task = json.loads(s["json"])["task"]
+            buf = buffers.setdefault(task, [])
+            if len(buf) < self.buffer_per_task:
+                buf.append(s)
+            else:
+                buf[int(rng.integers(len(buf)))] = s
+
+        while True:
+            if weights is None:  # natural frequencies: a plain shuffle buffer
+                pull()
+                tasks = [t for t, b in buffers.items() if b]
+                sizes = np.array([len(buffers[t]) for t in tasks], dtype=float)
+                task = tasks[int(rng.choice(len(tasks), p=sizes / sizes.sum()))]
+            else:
+                names = [t for t, w in weights.items() if w > 0]
+                if not names:
+                    raise ValueError("stage1 task_weights: no task with a positive weight is present in the shards")
+                p = np.array([weights[t] for t in names], dtype=float)
+                task = names[int(rng.choice(len(names), p=p / p.sum()))]
+                scanned = 0
+                while not buffers.get(task):
+                    pull()
+                    scanned += 1
+                    if scanned >= self.max_scan:
+                        warnings.warn(f"stage1 loader: task {task!r} has a weight but no samples in the shards; "
+                                      "it is ignored", stacklevel=2)
+                        weights.pop(task)
+                        break
+                if not buffers.get(task):
+                    continue
+                pull()  # keep the buffers moving
+            buf = buffers[task]
+            s = buf.pop(int(rng.integers(len(buf))))
+            yield self._decode(s, transform)
+
+    @staticmethod
+    def _decode(s: dict, transform) -> dict:
+        meta = json.loads(s["json"])
+        lq, hq = decode_png(s["lq.png"]), decode_png(s["hq.png"])
+        if int(meta["modality"]) == INFRARED:
+            lq, hq = to_grey(lq), to_grey(hq)
+        else:
+            lq, hq = to_rgb(lq), to_rgb(hq)
+        lq, hq = apply_pair(transform, lq, hq, "hq")
+        return {"lq": to_tensor(lq), "hq": to_tensor(hq), "modality": int(meta["modality"]),
+                "task": meta["task"], "key": s["__key__"]}
+
+
+class _FusionPass(IterableDataset):
+    """One shuffled pass over fusion shards, split across workers, with paired crops and flips."""
+
+    def __init__(self, urls: list[str], crop: int, seed: int, shuffle_buffer: int = 64) -> None:
+        self.urls, self.crop, self.seed, self.shuffle_buffer = urls, crop, seed, shuffle_buffer
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[dict]:
+        wid, nw = _worker()
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = [self.urls[i] for i in rng.permutation(len(self.urls))]
+        mine = order[wid::nw]
+        rng = np.random.default_rng([self.seed, self.epoch, wid])
+        transform = paired_crop_flip(self.crop, seed=int(rng.integers(2**31)), second="ir")
+        buf: list[dict] = []
+        for s in _raw_samples(mine):
+            if "ir.png" not in s:
+                continue
+            buf.append(s)
+            if len(buf) >= self.shuffle_buffer:
+                yield self._decode(buf.pop(int(rng.integers(len(buf)))), transform)
+        while buf:
+            yield self._decode(buf.pop(int(rng.integers(len(buf)))), transform)
+
+    @staticmethod
+    def _decode(s: dict, transform) -> dict:
+        ir, vi = to_grey(decode_png(s["ir.png"])), to_rgb(decode_png(s["vi.png"]))
+        vi, ir = apply_pair(transform, vi, ir, "ir")
+        return {"ir": to_tensor(ir), "vi": to_tensor(vi), "key": s["__key__"]}
+
+
+class ShardLoader:
+    """Iterable over batches from a shard stream; a fresh ``DataLoader`` per ``iter()`` (epoch)."""
+
+    def __init__(self, dataset: IterableDataset, batch_size: int, workers: int, epoch_length: int | None) -> None:
+        self.dataset, self.batch_size, self.workers, self.epoch_length = dataset, batch_size, workers, epoch_length
+
+    def __len__(self) -> int:
+        if self.epoch_length is None:
+            raise TypeError("this loader is endless (epoch_length=None)")
+        return self.epoch_length
+
+    def __iter__(self) -> Iterator[dict]:
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.workers,
+                            persistent_workers=False, pin_memory=False)
+        self.dataset.epoch += 1
+        for i, batch in enumerate(loader):
+            if self.epoch_length is not None and i >= self.epoch_length:
+                break
+            yield batch
+
+
+def _check_common(urls: list[str], crop: int, batch_size: int, workers: int) -> None:
+    if not urls:
+        raise ValueError("no shard URLs given (is the manifest's shard list empty?)")
+    if crop < 8 or batch_size < 1 or workers < 0:
+        raise ValueError(f"need crop >= 8, batch_size >= 1, workers >= 0; got {crop}, {batch_size}, {workers}")
+
+
+def stage1_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, task_weights: dict[str, float] | None,
+                  seed: int, epoch_length: int | None = None) -> Iterable[dict]:
+    """Batches of stage-1 triplets ``{"lq", "hq": (B,3,crop,crop) float32 [0,1], "modality": LongTensor (B,),
+    "task": list[str], "key": list[str]}``.
+
+    Shards are resampled endlessly (each worker draws its own shard order from ``seed``); tasks
+    are drawn with probabilities proportional to ``task_weights`` (``{task_id: weight}``, ``None``
+    = the data's own frequencies). ``epoch_length`` batches per ``iter()``; ``None`` = endless.
+    """
+    urls = _as_url_list(urls, "stage1")
+    _check_common(urls, crop, batch_size, workers)
+    return ShardLoader(_Stage1Stream(urls, crop, task_weights, seed), batch_size, workers, epoch_length)
+
+
+def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, seed: int) -> Iterable[dict]:
+    """Batches of fusion pairs ``{"ir", "vi": (B,3,crop,crop) float32 [0,1], "key": list[str]}``; each
+    ``iter()`` is one pass over the data (shard order and a 64-sample buffer shuffled per epoch).
+    With more ``workers`` than shards the extra workers are not started. Batches are formed per
+    worker, so the last batch of each worker may be smaller than ``batch_size``."""
+    urls = _as_url_list(urls, "fusion")
+    _check_common(urls, crop, batch_size, workers)
+    if workers > len(urls):
+        workers = len(urls)
+    return ShardLoader(_FusionPass(urls, crop, seed), batch_size, workers, None)
+
+
+def estimate_steps(n_samples: int, batch_size: int) -> int:
+    """Batches in one pass over ``n_samples`` (the last partial batch counts)."""
+    return math.ceil(n_samples / batch_size)

@@ -1,0 +1,1 @@
+"""Prefect flows of the LURE pipeline (one module per flow)."""

@@ -1,0 +1,1 @@
+"""Thin DVC stage entry points; the logic lives in ``lure`` and ``pipelines.flows``."""

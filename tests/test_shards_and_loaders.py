@@ -1,0 +1,222 @@
+"""Shard writing (atomic, manifest, skip-if-unchanged) and the loaders (local, http, pipe:)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from data_prep import derived, shards
+from data_prep.sources import demo as demo_source
+from data_prep.sources import get_parser
+from lure.data.loaders import (
+    fusion_loader,
+    iter_degraded_pairs,
+    iter_fusion_pairs,
+    iter_stage1_samples,
+    shard_urls,
+    stage1_loader,
+)
+from lure.tasks import INFRARED, VISIBLE
+from tests.data_fixtures import trees
+
+CONFIG = {"seed": 0, "samples_per_shard": 16, "min_shards": 2}
+
+
+@pytest.fixture(scope="module")
+def demo_shards(tmp_path_factory) -> Path:
+    """A small demo (6 train / 2 test scenes) and its degraded sets, written sequentially."""
+    out = tmp_path_factory.mktemp("shards")
+    parsed = demo_source.parse(train=6, test=2, seed=1)
+    for split in ("train", "test"):
+        assert shards.write_parsed_split(out, "demo", split, parsed, CONFIG)["rewritten"]
+    degraded = derived.degraded_sets(parsed, "test", ["oe+lc", "sr4"], seed=1)
+    for task in degraded.fusion:
+        shards.write_parsed_split(out, "demo-degraded", task, degraded, CONFIG)
+    return out / "shards"
+
+
+@pytest.fixture(scope="module")
+def http_root(demo_shards):
+    handler = functools.partial(QuietHandler, directory=str(demo_shards))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+
+def test_manifest_counts_and_hashes(demo_shards):
+    split = demo_shards / "demo/train"
+    manifest = json.loads((split / "manifest.json").read_text())
+    assert manifest["stage1"]["count"] == 6 * 8 and manifest["fusion"]["count"] == 6
+    assert manifest["stage1"]["per_task"] == {f"{t}/visible": 6 for t in ("pd", "ll", "hz", "oe")} | {
+        f"{t}/infrared": 6 for t in ("pd", "lc", "sr4", "sr8")}
+    assert len(manifest["stage1"]["shards"]) == 3 and len(manifest["fusion"]["shards"]) == 2  # 48/16; min 2
+    for kind in ("stage1", "fusion"):
+        for entry in manifest[kind]["shards"]:
+            assert shards.file_sha256(split / entry["name"]) == entry["sha256"]
+    assert manifest["source_versions"]["parser"] == demo_source.VERSION
+    assert manifest["generation"]["seed"] == 0 and not list(split.glob("*.tmp"))
+    assert sorted(p.name for p in split.iterdir()) == ["fusion-000000.tar", "fusion-000001.tar", "manifest.json",
+                                                      "stage1-000000.tar", "stage1-000001.tar", "stage1-000002.tar"]
+
+
+def test_same_inputs_same_bytes_and_nothing_rewritten(demo_shards, tmp_path):
+    parsed = demo_source.parse(train=6, test=2, seed=1)
+    assert shards.write_parsed_split(tmp_path, "demo", "test", parsed, CONFIG)["rewritten"]
+    ours = json.loads((tmp_path / "shards/demo/test/manifest.json").read_text())
+    first = json.loads((demo_shards / "demo/test/manifest.json").read_text())
+    assert [e["sha256"] for e in ours["stage1"]["shards"]] == [e["sha256"] for e in first["stage1"]["shards"]]
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "shards/demo/test").iterdir()}
+    assert not shards.write_parsed_split(tmp_path, "demo", "test", parsed, CONFIG)["rewritten"]
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "shards/demo/test").iterdir()}
+    assert before == after
+    # a changed generation parameter rebuilds; fewer shards -> the stale ones are removed
+    assert shards.write_parsed_split(tmp_path, "demo", "test", parsed, CONFIG | {"samples_per_shard": 100,
+                                                                                   "min_shards": 1})["rewritten"]
+    assert sorted(p.name for p in (tmp_path / "shards/demo/test").iterdir()) == [
+        "fusion-000000.tar", "manifest.json", "stage1-000000.tar"]
+
+
+def test_changed_source_file_rebuilds(tmp_path):
+    root = trees.folder_tree(tmp_path / "pairs", n=3)
+    parse = get_parser("folder")
+    assert shards.write_parsed_split(tmp_path, "f", "test", parse(root), CONFIG)["rewritten"]
+    assert not shards.write_parsed_split(tmp_path, "f", "test", parse(root), CONFIG)["rewritten"]
+    trees.write_image(root / "vi/001.png", size=(40, 48))
+    os.utime(root / "vi/001.png", ns=(1, 1))
+    assert shards.write_parsed_split(tmp_path, "f", "test", parse(root), CONFIG)["rewritten"]
+    # a deleted shard is noticed too
+    (tmp_path / "shards/f/test/fusion-000000.tar").unlink()
+    assert shards.write_parsed_split(tmp_path, "f", "test", parse(root), CONFIG)["rewritten"]
+
+
+def test_crash_while_writing_leaves_no_shard(tmp_path):
+    good = ("a", {"ir.png": b"x", "json": b"{}"})
+    broken = ("b", {"ir.png": None})  # fails inside the tar loop, after sample "a" was written
+    with pytest.raises(TypeError):
+        shards.write_shard(tmp_path / "fusion-000000.tar", [good, broken])
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="must not contain"):
+        shards.write_shard(tmp_path / "fusion-000000.tar", [("a.b", {"json": b"{}"})])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plan_shards():
+    assert shards.plan_shards(0, 10) == []
+    assert shards.plan_shards(5, 10, 2) == [(0, 2), (2, 5)]
+    assert shards.plan_shards(25, 10, 1) == [(0, 8), (8, 17), (17, 25)]
+    assert shards.plan_shards(1, 10, 4) == [(0, 1)]
+
+
+def test_full_size_iterators(demo_shards):
+    urls = shard_urls(demo_shards / "demo/test", "fusion")
+    pairs = list(iter_fusion_pairs(urls))
+    assert [k for k, _, _ in pairs] == ["demo_test_00000", "demo_test_00001"]
+    key, ir, vi = pairs[0]
+    assert ir.shape == (128, 160) and vi.shape == (128, 160, 3) and ir.dtype == vi.dtype == np.uint8
+    expect_ir = demo_source.render_scene(demo_source._scene_seed(1, "test", 0))[0]
+    assert np.array_equal(ir, expect_ir)  # lossless round trip
+    samples = list(iter_stage1_samples(demo_shards / "demo/test"))
+    assert Counter(s["task"] for s in samples) == Counter({t: 2 for t in ("ll", "hz", "oe", "lc", "sr4", "sr8")}
+                                                          | {"pd": 4})
+    for s in samples:
+        assert s["lq"].shape == s["hq"].shape == ((128, 160, 3) if s["modality"] == VISIBLE else (128, 160))
+        assert (s["task"] == "pd") == np.array_equal(s["lq"], s["hq"])
+    deg = list(iter_degraded_pairs(demo_shards / "demo-degraded/oe+lc"))
+    assert len(deg) == 2 and deg[0]["vi_task"] == "oe" and deg[0]["ir_task"] == "lc"
+    assert np.array_equal(deg[0]["ir_clean"], ir) and not np.array_equal(deg[0]["ir"], ir)
+    assert deg[0]["ir"].std() < ir.std()
+
+
+def test_stage1_loader_batches_and_alignment(demo_shards):
+    loader = stage1_loader(shard_urls(demo_shards / "demo/train", "stage1"), crop=64, batch_size=8, workers=0,
+                           task_weights=None, seed=0, epoch_length=4)
+    batches = list(loader)
+    assert len(batches) == 4 == len(loader)
+    b = batches[0]
+    assert b["lq"].shape == b["hq"].shape == (8, 3, 64, 64) and b["lq"].dtype == torch.float32
+    assert 0.0 <= float(b["lq"].min()) and float(b["lq"].max()) <= 1.0
+    assert b["modality"].dtype == torch.long and b["modality"].shape == (8,)
+    assert len(b["task"]) == len(b["key"]) == 8
+    for batch in batches:
+        for i, task in enumerate(batch["task"]):
+            if batch["modality"][i] == INFRARED:  # infrared repeated to 3 channels
+                assert torch.equal(batch["hq"][i, 0], batch["hq"][i, 2])
+            if task == "pd":  # identical images stay identical: crop and flips are shared
+                assert torch.equal(batch["lq"][i], batch["hq"][i])
+
+
+def test_stage1_task_weights(demo_shards):
+    urls = shard_urls(demo_shards / "demo/train", "stage1")
+    only = stage1_loader(urls, 32, 16, 0, {"lc": 1.0, "ll": 0.0}, seed=3, epoch_length=2)
+    assert {t for b in only for t in b["task"]} == {"lc"}
+    mixed = stage1_loader(urls, 32, 50, 0, {"ll": 3.0, "sr8": 1.0}, seed=3, epoch_length=4)
+    tasks = Counter(t for b in mixed for t in b["task"])
+    assert set(tasks) == {"ll", "sr8"}
+    assert 0.62 < tasks["ll"] / 200 < 0.88  # 0.75 expected
+
+
+def test_loaders_with_workers(demo_shards):
+    urls = shard_urls(demo_shards / "demo/train")
+    s1 = list(stage1_loader(urls, 48, 4, 2, {"pd": 1, "hz": 1}, seed=0, epoch_length=3))
+    assert len(s1) == 3 and all(b["lq"].shape == (4, 3, 48, 48) for b in s1)
+    fl = fusion_loader(demo_shards / "demo/train", crop=48, batch_size=4, workers=3, seed=0)  # > 2 fusion shards
+    keys = [k for b in fl for k in b["key"]]
+    assert sorted(keys) == [f"demo_train_{i:05d}" for i in range(6)]  # one pass, each pair once
+    b = next(iter(fl))
+    assert b["ir"].shape[1:] == b["vi"].shape[1:] == (3, 48, 48) and b["ir"].shape[0] == b["vi"].shape[0] <= 4
+    assert torch.equal(b["ir"][:, 0], b["ir"][:, 1])
+    assert sorted(k for b in fl for k in b["key"]) == sorted(keys)  # a second epoch works
+
+
+def test_fusion_crops_are_aligned(tmp_path):
+    """With ir = grey(vi), every cropped/flipped ir must equal the grey of its vi crop."""
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    for i in range(4):
+        vi = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+        (tmp_path / "pairs/vi").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pairs/ir").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(vi).save(tmp_path / f"pairs/vi/{i}.png")
+        Image.fromarray(vi).convert("L").save(tmp_path / f"pairs/ir/{i}.png")
+    shards.write_parsed_split(tmp_path, "al", "train", get_parser("folder")(tmp_path / "pairs", split="train"), CONFIG)
+    for batch in fusion_loader(shard_urls(tmp_path / "shards/al/train"), 32, 2, 0, seed=5):
+        for ir, vi in zip(batch["ir"], batch["vi"], strict=True):
+            grey = (vi * 255).permute(1, 2, 0).numpy().round().astype(np.uint8)
+            expect = np.asarray(Image.fromarray(grey).convert("L"), dtype=float)
+            assert np.abs(ir[0].numpy() * 255 - expect).max() <= 1.0
+
+
+def test_http_and_pipe_urls(demo_shards, http_root):
+    local = list(iter_fusion_pairs(shard_urls(demo_shards / "demo/train", "fusion")))
+    remote_urls = shard_urls(f"{http_root}/demo/train/manifest.json", "fusion")
+    assert all(u.startswith("http://127.0.0.1") for u in remote_urls)
+    remote = list(iter_fusion_pairs(remote_urls))
+    piped = list(iter_fusion_pairs([f"pipe:cat {u}" for u in shard_urls(demo_shards / "demo/train", "fusion")]))
+    for other in (remote, piped):
+        assert [k for k, _, _ in other] == [k for k, _, _ in local]
+        assert all(np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2]) for a, b in zip(local, other, strict=True))
+    batch = next(iter(stage1_loader(shard_urls(f"{http_root}/demo/train", "stage1"), 32, 4, 0, None, 0, 1)))
+    assert batch["lq"].shape == (4, 3, 32, 32)
+
+
+def test_missing_manifest_message(tmp_path):
+    with pytest.raises(FileNotFoundError, match="build the data set first"):
+        shard_urls(tmp_path)
