@@ -1,0 +1,514 @@
+"""Free-text requests → per-modality task plans (rule-based; DESIGN.md §4).
+
+``parse("the visible image is too dark and the thermal one is blurry, upscale 4x")``
+returns ``TaskPlan(visible="ll", infrared="sr4")``. Task ids are those of
+:mod:`lure.tasks`: ``pd, ll, hz, oe`` (visible) and ``pd, lc, sr4, sr8`` (infrared).
+
+How a request is read
+---------------------
+* The text is lower-cased and split into sentences (``. ; ! ? newline``) and clauses
+  (``,`` and the conjunctions *and, but, while, whereas, though, although, however, plus,
+  yet, then*).
+* Regular expressions find, in each clause, modality words (visible/RGB/colour image/
+  optical; infrared/IR/thermal/LWIR; "both"/"images"/"everything" for both; "the other
+  one" for the modality not named last), degradation words with their synonyms, scale
+  factors (``4x``, ``×8``, "eight times", …), clean statements ("clean", "is fine",
+  "no degradation"), reconstruct-only verbs ("reconstruct", "keep as is"), vague repair
+  words ("degraded", "fix", "enhance") and degradations LURE was not trained for (rain,
+  snow, noise, stripes, JPEG, motion blur, …).
+* Negation: a negator (*not, no, never, without, nor, neither, none, free of*, or a
+  ``-free`` suffix) up to four words before a term turns a degradation into a statement
+  that the image is fine ("the infrared is not blurry" → infrared pd).
+* Attachment: in a clause naming one modality every term belongs to it (a degradation
+  that modality does not have is an error: "the infrared image is hazy"). A clause naming
+  no modality continues the previous clause of its sentence ("the thermal image is blurry
+  and hazy" → both on infrared), unless the previous clause only named a topic ("for the
+  infrared image, upscale 8x") or the clause starts with a command verb ("…, upscale 4x");
+  then each degradation goes to the only modality that has it ("too dark" → visible ll,
+  "upscale 8x" → infrared sr8). A clause naming both modalities gives each term to the
+  nearest modality word.
+* Super-resolution: blur/low-resolution/upscale words mean ``sr4`` unless a factor says
+  ×8 ("upscale 8x") or an intensifier says the blur is strong ("very blurry", "extremely
+  low resolution" → ``sr8``); an explicit factor always wins; factors other than 4 and 8
+  are errors.
+* A modality that is named with no degradation, or not named at all, gets ``pd``; the
+  empty request gives ``pd`` on both. A non-empty request with nothing recognisable, two
+  degradations on one modality, "clean" together with a degradation, "degraded"/"fix"
+  without saying how, and unsupported degradations all raise one :class:`InstructionError`
+  naming what was not understood and listing the supported tasks per modality (a vague repair
+  word next to an explicit clean statement, "restore the undegraded image", reads as ``pd``).
+
+The rules are the first judge. :func:`parse` takes an optional ``fallback`` (e.g. the text
+encoder's embedding classifier) that is consulted only when the rules recognise nothing at
+all in a non-empty request; every explicit problem still raises.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lure.tasks import INFRARED, MODALITY_NAMES, MODALITY_TASKS, TASKS, VISIBLE, check_task
+
+__all__ = ["InstructionError", "ParseReport", "TaskPlan", "analyse", "describe_supported", "parse"]
+
+BOTH = frozenset({VISIBLE, INFRARED})
+IGNORE = "-"  # a term that is a scene description on this modality, not a degradation
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """The task per modality: ``visible`` in ``pd, ll, hz, oe``; ``infrared`` in ``pd, lc, sr4, sr8``."""
+
+    visible: str = "pd"
+    infrared: str = "pd"
+
+    def __post_init__(self) -> None:
+        check_task(self.visible, VISIBLE)
+        check_task(self.infrared, INFRARED)
+
+    def task(self, modality: int) -> str:
+        """The task id of ``modality`` (0 visible, 1 infrared)."""
+        return self.visible if modality == VISIBLE else self.infrared
+
+    def as_dict(self) -> dict[str, str]:
+        return {"visible": self.visible, "infrared": self.infrared}
+
+
+class InstructionError(ValueError):
+    """A request the parser cannot serve; ``problems`` lists each part not understood."""
+
+    def __init__(self, text: str, problems: list[str]) -> None:
+        self.text = text
+        self.problems = list(problems)
+        super().__init__(
+            f"cannot serve the request {text.strip()!r}: {'; '.join(problems)}. {describe_supported()}"
+        )
+
+
+@dataclass(frozen=True)
+class ParseReport:
+    """What the rules read: the plan, which modalities the text named, and the matched terms."""
+
+    plan: TaskPlan
+    mentioned: frozenset[int]
+    terms: tuple[str, ...] = field(default=())
+
+
+def describe_supported() -> str:
+    """One line listing the supported tasks per modality and how to ask for them."""
+    parts = []
+    for modality, name in MODALITY_NAMES.items():
+        tasks = ", ".join(f"{t} ({TASKS[t].label})" for t in MODALITY_TASKS[modality])
+        parts.append(f"{name}: {tasks}")
+    return (
+        "Supported tasks — " + "; ".join(parts) + ". Describe each image, e.g. 'the visible image is "
+        "too dark and the infrared one is blurry, upscale 4x'; an empty request means both are clean."
+    )
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+_V, _I = VISIBLE, INFRARED
+_SR = "sr"  # super-resolution with the factor still to be resolved
+
+#: Degradation phrases → task per modality (a missing modality means "not defined there").
+_DEGRADATIONS: list[tuple[str, dict[int, str]]] = [
+    # multi-word phrases first (they are consumed before their parts are tried)
+    (r"washed[- ]?out highlights?|blown[- ]?out highlights?|(?:blown|clipped|saturated|burn(?:ed|t)[- ]?out) highlights?", {_V: "oe"}),
+    (r"(?:not enough|insufficient|too little|lack of|lacking|lacks|poor|weak|bad|low) (?:light|lighting|illumination)", {_V: "ll"}),
+    (r"(?:not enough|insufficient|too little|lack of|lacking|lacks|poor|weak|low|little|no|reduced|limited) contrast", {_I: "lc"}),
+    (r"(?:increase|boost|enhance|improve|raise|stretch|restore|strengthen|more)(?: the| its)? contrast|contrast (?:enhancement|stretching|boost)", {_I: "lc"}),
+    (r"(?:increase|boost|raise|improve)(?: the| its)? (?:brightness|exposure|illumination)|light(?:en)? up", {_V: "ll"}),
+    (r"(?:reduce|lower|decrease|tone down|cut)(?: the| its)? (?:brightness|exposure|glare)", {_V: "oe"}),
+    (r"too much (?:light|exposure|brightness)|(?:too|overly|excessively|extremely|very) (?:bright|light)|over[- ]?lit", {_V: "oe"}),
+    (r"(?:increase|improve|raise|boost|enhance)(?: the| its)? resolution|(?:higher|high)[- ]resolution version|to (?:a )?higher resolution", {_I: _SR}),
+    (r"low[- ]?res(?:olution)?|lo[- ]?res|poor resolution|coarse resolution|reduced resolution", {_I: _SR}),
+    (r"super[- ]?resol(?:ve|ved|ving|ution)|super[- ]?res\b", {_I: _SR}),
+    (r"low[- ]?light|low[- ]?lit|low illumination|(?:poorly|badly|dimly|barely|under)[- ]?lit|unlit", {_V: "ll"}),
+    (r"under[- ]?expos(?:ed|ure)", {_V: "ll"}),
+    (r"over[- ]?expos(?:ed|ure)|overly exposed", {_V: "oe"}),
+    # single words
+    (r"dark(?:er|ened|ness)?|dim(?:ly|med)?|gloomy|shadowy|dusk|twilight|brighten(?:ed|ing)?|lighten(?:ed|ing)?", {_V: "ll"}),
+    (r"night(?:time|[- ]time)?|nocturnal", {_V: "ll", _I: IGNORE}),
+    (r"haz(?:e|y|iness|ed)|de[- ]?haz(?:e|ed|ing)|fog(?:gy|ged)?|de[- ]?fog(?:ged|ging)?|mist(?:y)?|smog(?:gy)?|smok(?:y|e)|murky", {_V: "hz"}),
+    (r"glare|glaring|dazzl(?:ing|ed)|bleached|blown[- ]?out|burn(?:ed|t)[- ]?out|darken(?:ed|ing)?", {_V: "oe"}),
+    (r"washed[- ]?out", {_V: "oe", _I: "lc"}),
+    (r"flat|faint|dull|muddy|indistinct", {_I: "lc"}),
+    (r"blur(?:ry|red|riness|ring)?|de[- ]?blur(?:red|ring)?|fuzzy|pixel+ated|unsharp|sharpen(?:ed|ing)?|soft", {_I: _SR}),
+    (r"up[- ]?scal(?:e|ed|ing)|up[- ]?sampl(?:e|ed|ing)|enlarg(?:e|ed|ing)|magnif(?:y|ied)|down[- ]?(?:sampled|scaled)", {_I: _SR}),
+]
+
+_UNSUPPORTED = (
+    r"motion blur(?:red)?|out of focus|defocus(?:ed)?|camera shake|shak(?:y|en)|lens flare|"
+    r"colou?r (?:cast|shift)|dead pixels?|hot pixels?|salt[- ]and[- ]pepper|"
+    r"rain(?:s|y|ing|ed|drops?|streaks?|fall)?|de[- ]?rain(?:ing)?|snow(?:s|y|ed|fall|flakes?|ing)?|hail|sleet|"
+    r"nois(?:e|y)|de[- ]?nois(?:e|ed|ing)|grain(?:y)?|speckle[sd]?|jpe?g|compress(?:ed|ion)|"
+    r"artifacts?|artefacts?|block(?:y|iness)|strip(?:e|es|ed|ing)|banding|sandstorm|dust(?:y)?|underwater|"
+    r"tint(?:ed)?|vignett(?:e|ing)|flicker(?:ing)?|distort(?:ed|ion)|warp(?:ed)?|occlu(?:ded|sion)|"
+    r"scratch(?:ed|es)?|moir[eé]|inpaint(?:ing)?|colou?ri[sz](?:e|ation)|"
+    r"x[- ]?ray|ultraviolet|depth map"
+)
+
+#: "Clean" statements that contradict a degradation on the same modality.
+_CLEAN_STRONG = (
+    r"(?:is|are|looks?|seems?|'s|be|was|appears?|both|all|everything|otherwise) (?:totally |perfectly |already |quite |just )?"
+    r"(?:fine|ok|okay|alright|good|great|perfect|normal|correct)(?! (?:details?|textures?|structures?|lines?))|"
+    r"clean|pristine|un[- ]?degraded|not degraded|intact|flawless|unaffected|unspoiled|undamaged|"
+    r"good quality|high quality|well[- ]?(?:exposed|lit)|properly (?:exposed|lit)|correctly exposed|"
+    r"no (?:degradations?|problems?|issues?|defects?|flaws?)|nothing wrong|(?:has|with) no (?:visible )?damage"
+)
+#: Reconstruct-only words: they name the pseudo-degradation task but never contradict a degradation.
+_CLEAN_WEAK = (
+    r"reconstruct(?:ed|ion|ing)?|reproduc(?:e|ed|tion)|as (?:it )?is|unchanged|untouched|keep|preserve|"
+    r"leave|faithful(?:ly)?|identity|pseudo[- ]?degrad(?:ation|ed)|re-?encode|autoencode"
+)
+#: Vague repair words: fine with a named degradation, an error without one.
+_NEEDS_WORK = (
+    r"degraded|damaged|corrupted|unclean|dirty|impaired|low quality|poor quality|bad quality|bad|ugly|broken|messed up|"
+    r"fix(?:ed)?|repair(?:ed)?|enhanc(?:e|ed|ement)|improv(?:e|ed)|restor(?:e|ed|ation)|correct(?:ed|ion)?|clean (?:it|them|up)"
+)
+
+_NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "six": 6, "eight": 8, "sixteen": 16, "sixteenfold": 16}
+_FACTOR = (
+    r"(?:x|×) ?(?P<a>\d+)(?![\d.])|(?P<b>\d+) ?(?:x|×)(?!\w)|(?P<c>\d+|two|three|four|six|eight|sixteen)[- ]?(?:times|fold)|"
+    r"(?:by|scale|factor|scale factor|upscaling factor)(?: of)?(?: a factor of)? (?P<d>\d+|two|four|eight)\b|"
+    r"(?P<e>quadruple|double|twice|octuple)"
+)
+_INTENSIFIER = re.compile(r"\b(?:very|extremely|heavily|severely|badly|really|strongly|terribly|hugely|massively|seriously)\W+$")
+
+_MODALITY_PATTERNS: list[tuple[str, frozenset[int] | str]] = [
+    (r"visible(?:[- ]light)?|visual|vis(?= image)|rgb|optical|"
+     r"colou?r(?:ed)?(?=[ -](?:image|photo|picture|camera|frame|one|input|view|shot|channel|sensor|band))",
+     frozenset({_V})),
+    (r"infra[- ]?red|ir|thermal|lwir|thermographic|thermogram|heat (?:image|map|camera)", frozenset({_I})),
+    (r"the other(?: one| image| modality| picture)?|the rest", "other"),
+    (r"both|images|pictures|photos|frames|inputs|everything|all of them|each", "both"),
+]
+
+_NEGATOR = re.compile(r"\b(?:not|no|never|without|nor|neither|none|nothing|free (?:of|from)|need not|needs? no)\b")
+_COMMANDS = (
+    "upscale", "up-scale", "upsample", "enlarge", "magnify", "super-resolve", "brighten", "lighten", "darken",
+    "dehaze", "defog", "de-haze", "remove", "reduce", "increase", "boost", "enhance", "improve", "fix", "correct",
+    "restore", "recover", "reconstruct", "sharpen", "deblur", "make", "please", "also", "raise", "lower",
+    "clear", "eliminate", "get", "apply", "do", "perform", "bring", "tone", "cut", "lift", "stretch", "amplify",
+)
+_CLAUSE_SPLIT = re.compile(r",|\b(?:and|but|while|whereas|though|although|however|plus|yet|then)\b")
+_SENTENCE_SPLIT = re.compile(r"[.;!?\n]+(?!\d)")
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w-])(?:{pattern})(?![\w])")
+
+
+_DEG_RE = [(_compile(p), m) for p, m in _DEGRADATIONS]
+_UNSUPPORTED_RE = _compile(_UNSUPPORTED)
+_CLEAN_STRONG_RE = _compile(_CLEAN_STRONG)
+_CLEAN_WEAK_RE = _compile(_CLEAN_WEAK)
+_NEEDS_WORK_RE = _compile(_NEEDS_WORK)
+_FACTOR_RE = _compile(_FACTOR)
+_MODALITY_RE = [(_compile(p), m) for p, m in _MODALITY_PATTERNS]
+
+
+# --------------------------------------------------------------------------- matching
+
+
+@dataclass
+class _Term:
+    kind: str  # "deg", "unsupported", "clean", "weak", "needs", "factor"
+    start: int
+    end: int
+    phrase: str
+    tasks: dict[int, str] = field(default_factory=dict)
+    factor: int | None = None
+    negated: bool = False
+    strong: bool = False  # an intensifier precedes a super-resolution term
+
+
+@dataclass
+class _Clause:
+    text: str
+    terms: list[_Term]
+    mentions: list[tuple[int, frozenset[int] | str]]  # (position, modality set | "other" | "both")
+
+
+def _normalise(text: str) -> str:
+    text = text.lower().replace("’", "'").replace("‘", "'").replace("–", "-").replace("—", "-")
+    text = re.sub(r"n't\b", " not", text)
+    return re.sub(r"[ \t]+", " ", text)
+
+
+def _find_terms(clause: str) -> list[_Term]:
+    taken: list[tuple[int, int]] = []
+    terms: list[_Term] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in taken)
+
+    def add(term: _Term) -> None:
+        taken.append((term.start, term.end))
+        terms.append(term)
+
+    # order matters: longer/more specific families first
+    for m in _UNSUPPORTED_RE.finditer(clause):
+        if m.group(0) in {"motion blur", "motion blurred", "out of focus", "lens flare", "colour cast", "color cast",
+                          "colour shift", "color shift", "camera shake"}:
+            add(_Term("unsupported", m.start(), m.end(), m.group(0)))
+    for m in _CLEAN_STRONG_RE.finditer(clause):
+        if free(m.start(), m.end()):
+            add(_Term("clean", m.start(), m.end(), m.group(0)))
+    for m in _FACTOR_RE.finditer(clause):
+        if free(m.start(), m.end()):
+            raw = next(g for g in m.groups() if g)
+            value = {"quadruple": 4, "double": 2, "twice": 2, "octuple": 8}.get(raw) or _NUMBER_WORDS.get(raw)
+            add(_Term("factor", m.start(), m.end(), m.group(0), factor=value or int(raw)))
+    for pattern, tasks in _DEG_RE:
+        for m in pattern.finditer(clause):
+            if free(m.start(), m.end()):
+                add(_Term("deg", m.start(), m.end(), m.group(0), tasks=dict(tasks)))
+    for m in _UNSUPPORTED_RE.finditer(clause):
+        if free(m.start(), m.end()):
+            add(_Term("unsupported", m.start(), m.end(), m.group(0)))
+    for kind, pattern in (("needs", _NEEDS_WORK_RE), ("weak", _CLEAN_WEAK_RE)):
+        for m in pattern.finditer(clause):
+            if free(m.start(), m.end()):
+                add(_Term(kind, m.start(), m.end(), m.group(0)))
+    terms.sort(key=lambda t: t.start)
+    for term in terms:
+        before = clause[: term.start]
+        window = " ".join(before.split()[-4:])
+        neg = _NEGATOR.search(window) is not None
+        if re.match(r"[- ]?free\b", clause[term.end:]):
+            neg = True
+        term.negated = neg
+        if term.kind == "deg" and _INTENSIFIER.search(before[-24:] if len(before) > 24 else before):
+            term.strong = True
+    return terms
+
+
+def _find_mentions(clause: str, taken: list[tuple[int, int]]) -> list[tuple[int, frozenset[int] | str]]:
+    mentions: list[tuple[int, frozenset[int] | str]] = []
+    for pattern, modality in _MODALITY_RE:
+        for m in pattern.finditer(clause):
+            if all(m.end() <= s or m.start() >= e for s, e in taken):
+                mentions.append((m.start(), modality))
+                taken.append((m.start(), m.end()))
+    mentions.sort(key=lambda x: x[0])
+    return mentions
+
+
+def _split(text: str) -> list[list[_Clause]]:
+    sentences: list[list[_Clause]] = []
+    for sentence in _SENTENCE_SPLIT.split(text):
+        clauses = []
+        for part in _CLAUSE_SPLIT.split(sentence):
+            part = part.strip(" :-\"'()")
+            if not part:
+                continue
+            terms = _find_terms(part)
+            mentions = _find_mentions(part, [(t.start, t.end) for t in terms])
+            clauses.append(_Clause(part, terms, mentions))
+        if clauses:
+            sentences.append(clauses)
+    return sentences
+
+
+def _starts_with_command(clause: str) -> bool:
+    words = re.findall(r"[\w-]+", clause)
+    return bool(words) and (words[0] in _COMMANDS or (words[0] in {"also", "then", "please", "and"}
+                                                       and len(words) > 1 and words[1] in _COMMANDS))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class _State:
+    tasks: dict[int, list[_Term]] = field(default_factory=lambda: {_V: [], _I: []})
+    factors: dict[int, list[_Term]] = field(default_factory=lambda: {_V: [], _I: []})
+    clean: dict[int, list[str]] = field(default_factory=lambda: {_V: [], _I: []})
+    needs: dict[int, list[str]] = field(default_factory=lambda: {_V: [], _I: []})
+    problems: list[str] = field(default_factory=list)
+    mentioned: set[int] = field(default_factory=set)
+    recognised: int = 0
+    matched: list[str] = field(default_factory=list)
+
+
+def _name(modality: int) -> str:
+    return MODALITY_NAMES[modality]
+
+
+def _resolve_mentions(clause: _Clause, last_named: int | None) -> list[tuple[int, frozenset[int]]]:
+    explicit = [(p, m) for p, m in clause.mentions if isinstance(m, frozenset)]
+    out: list[tuple[int, frozenset[int]]] = list(explicit)
+    for p, m in clause.mentions:
+        if m == "other":
+            named = set().union(*(mm for _, mm in explicit)) if explicit else set()
+            ref = next(iter(named)) if len(named) == 1 else last_named
+            out.append((p, frozenset({1 - ref}) if ref is not None else BOTH))
+        elif m == "both" and not explicit:
+            out.append((p, BOTH))
+    return sorted(out, key=lambda x: x[0])
+
+
+def _attach(term: _Term, targets: frozenset[int], state: _State, explicit: bool) -> None:
+    """Record ``term`` on the modalities ``targets``; ``explicit`` when a modality word placed it."""
+    state.recognised += 1
+    state.matched.append(f"{term.kind}:{term.phrase}" + ("(negated)" if term.negated else ""))
+    for modality in sorted(targets):
+        if term.kind == "deg":
+            task = term.tasks.get(modality)
+            if term.negated:
+                if task is not None or explicit:
+                    state.clean[modality].append(f"not {term.phrase}")
+                continue
+            if task is None:
+                owner = ", ".join(f"{_name(m)} {t}" for m, t in term.tasks.items() if t != IGNORE)
+                state.problems.append(
+                    f"'{term.phrase}' is not a task of the {_name(modality)} image"
+                    + (f" (it means {owner})" if owner else "")
+                )
+            elif task != IGNORE:
+                state.tasks[modality].append(term)
+        elif term.kind == "factor":
+            if term.negated:
+                continue
+            if modality == _V:
+                state.problems.append(f"'{term.phrase}': upscaling is an infrared task only")
+            else:
+                state.factors[modality].append(term)
+        elif term.kind == "unsupported":
+            if not term.negated:
+                state.problems.append(f"'{term.phrase}' is not a degradation LURE was trained for")
+        elif term.kind == "clean":
+            (state.needs if term.negated else state.clean)[modality].append(term.phrase)
+        elif term.kind == "needs":
+            if term.negated:
+                state.clean[modality].append(f"not {term.phrase}")
+            else:
+                state.needs[modality].append(term.phrase)
+        # "weak" (reconstruct) terms only count as recognised content
+
+
+def _compatible(term: _Term) -> frozenset[int] | None:
+    """Modalities a term can belong to on its own (``None``: it fits either)."""
+    if term.kind == "deg":
+        owners = frozenset(m for m, t in term.tasks.items() if t != IGNORE)
+        return owners or frozenset(term.tasks)
+    if term.kind == "factor":
+        return frozenset({_I})
+    return None
+
+
+def analyse(text: str) -> ParseReport:
+    """Read ``text`` with the rules; raise :class:`InstructionError` for an unservable request."""
+    if not isinstance(text, str):
+        raise TypeError(f"instruction must be a string, got {type(text).__name__}")
+    state = _State()
+    last_named: int | None = None
+    for sentence in _split(_normalise(text)):
+        prev: list[frozenset[int]] | None = None
+        prev_topic_only = False
+        for clause in sentence:
+            mentions = _resolve_mentions(clause, last_named)
+            for _, mods in mentions:
+                state.mentioned |= mods
+                state.recognised += 1
+                if len(mods) == 1:
+                    last_named = next(iter(mods))
+            if mentions:
+                targets_here = [mods for _, mods in mentions]
+            elif prev and (prev_topic_only or not _starts_with_command(clause.text)):
+                targets_here = prev
+            else:
+                targets_here = []
+            for term in clause.terms:
+                if len(targets_here) == 1 or (targets_here and not mentions):
+                    targets = frozenset().union(*targets_here)
+                    _attach(term, targets, state, explicit=True)
+                elif targets_here:  # several modality words in one clause: the nearest one
+                    pos = min(mentions, key=lambda pm: (abs(pm[0] - term.start), pm[0] > term.start))
+                    _attach(term, pos[1], state, explicit=True)
+                else:
+                    owners = _compatible(term)
+                    if owners is None:  # clean / needs / unsupported: the image talked about last, else both
+                        target = frozenset({last_named}) if last_named is not None else BOTH
+                        _attach(term, target, state, explicit=False)
+                    elif len(owners) == 1:
+                        _attach(term, owners, state, explicit=False)
+                        if term.kind == "deg" and not term.negated:
+                            last_named = next(iter(owners))
+                    else:
+                        state.recognised += 1
+                        if not term.negated:
+                            state.problems.append(
+                                f"'{term.phrase}' fits both images; say which one (visible or infrared)")
+            prev_topic_only = bool(mentions) and not clause.terms
+            prev = targets_here or prev
+    return _decide(text, state)
+
+
+def _decide(text: str, state: _State) -> ParseReport:
+    plan: dict[int, str] = {}
+    for modality in (_V, _I):
+        terms = state.tasks[modality]
+        tasks = {t.tasks[modality] for t in terms}
+        if modality == _I and (_SR in tasks or state.factors[_I]):
+            tasks.discard(_SR)
+            factors = {f.factor for f in state.factors[_I]}
+            bad = sorted(f for f in factors if f not in (4, 8))
+            if bad:
+                state.problems.append(f"upscaling factor x{bad[0]} is not supported (infrared: x4 or x8)")
+            factors -= set(bad)
+            if len(factors) > 1:
+                state.problems.append("both x4 and x8 upscaling requested for the infrared image")
+            elif factors:
+                tasks.add(f"sr{factors.pop()}")
+            elif not bad:
+                strong = any(t.strong for t in terms if t.tasks[modality] == _SR)
+                tasks.add("sr8" if strong else "sr4")
+        name = _name(modality)
+        if len(tasks) > 1:
+            state.problems.append(
+                f"the {name} image gets several degradations ({', '.join(sorted(tasks))}); "
+                "LURE handles one task per image")
+        elif tasks and state.clean[modality] and any(not c.startswith("not ") for c in state.clean[modality]):
+            strong = [c for c in state.clean[modality] if not c.startswith("not ")]
+            state.problems.append(
+                f"the {name} image is called '{strong[0]}' and degraded ({next(iter(tasks))}) at once")
+        elif not tasks and state.needs[modality] and not any(
+                not c.startswith("not ") for c in state.clean[modality]):
+            state.problems.append(
+                f"'{state.needs[modality][0]}' says the {name} image needs work but not what is wrong with it")
+        plan[modality] = next(iter(tasks)) if tasks else "pd"
+    if state.problems:
+        raise InstructionError(text, list(dict.fromkeys(state.problems)))
+    return ParseReport(TaskPlan(plan[_V], plan[_I]), frozenset(state.mentioned), tuple(state.matched))
+
+
+def parse(text: str, fallback: Callable[[str], TaskPlan] | None = None) -> TaskPlan:
+    """The per-modality plan of a free-text request (see the module docstring for the rules).
+
+    ``fallback`` (optional, e.g. the text encoder's embedding classifier) is asked only when the
+    rules find nothing they recognise in a non-empty request; without it such a request raises.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"instruction must be a string, got {type(text).__name__}")
+    if not text.strip():
+        return TaskPlan()
+    if not re.search(r"\w", text):
+        raise InstructionError(text, ["no words in the request"])
+    report = analyse(text)
+    if not report.terms and not report.mentioned and not _has_neutral(text):
+        if fallback is not None:
+            return fallback(text)
+        raise InstructionError(text, ["no modality, degradation or clean statement was recognised"])
+    return report.plan
+
+
+_NEUTRAL_RE = _compile(r"fus(?:e|ion|ed)|combin(?:e|ed)|merg(?:e|ed)|nothing|as usual|default")
+
+
+def _has_neutral(text: str) -> bool:
+    return _NEUTRAL_RE.search(_normalise(text)) is not None
