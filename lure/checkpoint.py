@@ -12,6 +12,7 @@ import torch
 from lure.models import LURE, LUREConfig
 
 FORMAT = "lure-checkpoint-1"
+RESUME_FORMAT = "lure-resume-1"  # training state written by lure.training.trainer
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -39,7 +40,7 @@ def save_checkpoint(path: str | os.PathLike, model: LURE, profile: str, **extra:
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint dictionary safely (``weights_only=True``)."""
+    """Load a checkpoint (or training resume state) dictionary safely (``weights_only=True``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -47,7 +48,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # unpickling errors come in many types
         raise ValueError(f"{path} is not a readable LURE checkpoint ({type(error).__name__}: {error})") from error
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    if not isinstance(payload, dict) or payload.get("format") not in (FORMAT, RESUME_FORMAT):
         raise ValueError(f"{path} is not a LURE checkpoint (expected format {FORMAT!r})")
     return payload
 

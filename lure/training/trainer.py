@@ -32,7 +32,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from lure.checkpoint import atomic_torch_save, load_model, read_checkpoint, save_checkpoint
+from lure.checkpoint import RESUME_FORMAT, atomic_torch_save, load_model, read_checkpoint, save_checkpoint
 from lure.config import model_config
 from lure.models import LURE
 from lure.tasks import TASK_CLASS
@@ -136,10 +136,10 @@ def _infinite(make_loader, seed: int) -> Iterator[dict]:
         yield from make_loader(seed + 7919 * epoch)
 
 
-def _task_texts(params: dict[str, Any], split: str) -> dict[str, list[str]]:
-    from lure.prompt_generation import load_task_texts
+def _task_texts(split: str) -> dict[str, list[str]]:
+    from lure.task_texts import load_task_texts
 
-    return {key: splits[split] for key, splits in load_task_texts(params["prompts"]["output"]).items()}
+    return {key: splits[split] for key, splits in load_task_texts().items()}
 
 
 class Trainer:
@@ -161,8 +161,8 @@ class Trainer:
 
         te = params.get("text_encoder", {})
         encoder = load_sentence_encoder(te.get("backbone"), max_length=int(te.get("max_length", 64)))
-        self.bank = TextBank(encoder, _task_texts(params, "train"))
-        self.eval_bank = TextBank(encoder, _task_texts(params, "heldout"))
+        self.bank = TextBank(encoder, _task_texts("train"))
+        self.eval_bank = TextBank(encoder, _task_texts("heldout"))
         self.model = self._build_model().to(self.device)
         self.objectives = self._build_objectives()
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -286,7 +286,7 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------
     def save_resume_state(self) -> None:
         atomic_torch_save({
-            "format": "lure-resume-1", "fingerprint": self.fingerprint, "step": self.step,
+            "format": RESUME_FORMAT, "fingerprint": self.fingerprint, "step": self.step,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
             "text_rng": self.text_generator.get_state(),
@@ -328,7 +328,7 @@ class Trainer:
                 if not torch.isfinite(total):
                     last = self.outputs.resume_path if self.outputs.resume_path.is_file() else "none written yet"
                     raise NonFiniteLossError(
-                        f"[{self.stage}] non-finite loss ({float(total)}) at step {self.step + 1}; batch keys: "
+                        f"[{self.stage}] non-finite loss ({float(total.detach())}) at step {self.step + 1}; batch keys: "
                         f"{', '.join(keys)}; last good checkpoint: {last}")
                 self.optimizer.zero_grad(set_to_none=True)
                 total.backward()
@@ -339,7 +339,7 @@ class Trainer:
                 self.scheduler.step()
                 self.step += 1
                 bar.update(1)
-                running.setdefault("loss", []).append(float(total))
+                running.setdefault("loss", []).append(float(total.detach()))
                 for k, v in parts.items():
                     running.setdefault(f"loss_{k}", []).append(float(v))
                 if main and (self.step % log_every == 0 or self.step == self.steps):
@@ -360,16 +360,30 @@ class Trainer:
                     bar.close()
                     raise SystemExit(128 + stop.signum)
         bar.close()
+        rank_digests = self._gather_weight_digests()
         final: dict[str, float] = {}
         if main:
             self.save_resume_state()
             final = self.validate()
             self._log(live, final, prefix="val/")
             save_checkpoint(self.outputs.model_path, self.model, self.params["profile"], step=self.step,
-                            stage=self.stage, fingerprint=self.fingerprint)
+                            stage=self.stage, fingerprint=self.fingerprint, rank_weight_sha256=rank_digests)
             live.end()
         barrier(self.ctx)
         return final
+
+    def _gather_weight_digests(self) -> list[str]:
+        """sha256 of every rank's parameters (one entry per rank; identical under correct DDP)."""
+        digest = hashlib.sha256()
+        for tensor in self.model.state_dict().values():
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        if not self.ctx.enabled:
+            return [digest.hexdigest()]
+        import torch.distributed as dist
+
+        gathered: list[str | None] = [None] * self.ctx.world_size
+        dist.all_gather_object(gathered, digest.hexdigest())
+        return [str(d) for d in gathered]
 
     def _log(self, live, metrics: dict[str, float], prefix: str, first: bool = False) -> None:
         if live is None:
