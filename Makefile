@@ -15,6 +15,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PYTHONUNBUFFERED := 1
+# DVC stage commands call `python`: make it the project environment's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: install demo test test-fast lint bench clean
 
@@ -45,7 +47,7 @@ test-fast: install
 	$(VPY) -m pytest -q -m "not slow"
 
 bench: install
-	$(VPY) benchmarks/bench_model.py
+	for b in benchmarks/bench_*.py; do $(VPY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
