@@ -1,0 +1,131 @@
+"""Paper-style result tables: methods as rows, metrics as columns, means over images.
+
+:func:`write_table` writes ``<stem>.md`` (a Markdown table with a title, the best value of each
+column in bold, arrows for the better direction, notes below) and ``<stem>.csv`` (``method``,
+one column per metric at full precision, ``images``; empty cells for missing values). Both are
+written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from lure.evaluation.io import atomic_write_text
+
+__all__ = ["LOWER_IS_BETTER", "format_markdown", "format_csv", "mean_rows", "write_table"]
+
+#: Metrics where lower is better; every other metric is higher-is-better.
+LOWER_IS_BETTER = frozenset({"MSE", "NIQE"})
+#: Decimals shown in Markdown per metric (default 3).
+DECIMALS = {"EN": 2, "SD": 2, "SF": 2, "AG": 2, "PSNR": 2, "MSE": 4, "NIQE": 2, "PSNR_clean": 2, "musiq": 2}
+
+
+def mean_rows(per_image: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, dict[str, float]]:
+    """Method -> list of per-image metric dicts  =>  method -> metric -> mean over the images
+    whose value is finite (NaN when none is)."""
+    out: dict[str, dict[str, float]] = {}
+    for method, records in per_image.items():
+        keys = list(dict.fromkeys(k for r in records for k in r))
+        row = {}
+        for key in keys:
+            values = [
+                float(r[key]) for r in records if r.get(key) is not None and math.isfinite(float(r[key]))
+            ]
+            row[key] = sum(values) / len(values) if values else float("nan")
+        out[method] = row
+    return out
+
+
+def _best(rows: Mapping[str, Mapping[str, float]], column: str) -> float | None:
+    values = [r.get(column) for r in rows.values()]
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if len(values) < 2:
+        return None
+    return min(values) if column in LOWER_IS_BETTER else max(values)
+
+
+def _fmt(value: float | None, column: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    return f"{value:.{DECIMALS.get(column, 3)}f}"
+
+
+def format_markdown(
+    title: str,
+    rows: Mapping[str, Mapping[str, float]],
+    columns: Sequence[str],
+    labels: Mapping[str, str] | None = None,
+    counts: Mapping[str, int] | None = None,
+    notes: Sequence[str] = (),
+) -> str:
+    """A Markdown table (``rows``: method -> metric -> value) with the best value per column in bold."""
+    labels = labels or {}
+    header = ["Method", *[f"{c} {'↓' if c in LOWER_IS_BETTER else '↑'}" for c in columns]]
+    if counts is not None:
+        header.append("images")
+    lines = [
+        f"### {title}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join([":---", *["---:"] * (len(header) - 1)]) + "|",
+    ]
+    best = {c: _best(rows, c) for c in columns}
+    for method, row in rows.items():
+        cells = [labels.get(method, method)]
+        for c in columns:
+            text = _fmt(row.get(c), c)
+            value = row.get(c)
+            if (
+                best[c] is not None
+                and value is not None
+                and math.isfinite(value)
+                and text == _fmt(best[c], c)
+            ):
+                text = f"**{text}**"
+            cells.append(text)
+        if counts is not None:
+            cells.append(str(counts.get(method, 0)))
+        lines.append("| " + " | ".join(cells) + " |")
+    if notes:
+        lines.append("")
+        lines += [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def format_csv(
+    rows: Mapping[str, Mapping[str, float]], columns: Sequence[str], counts: Mapping[str, int] | None = None
+) -> str:
+    """CSV text: ``method``, one column per metric (``repr`` precision), ``images`` when ``counts``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["method", *columns, *(["images"] if counts is not None else [])])
+    for method, row in rows.items():
+        values = []
+        for c in columns:
+            v = row.get(c)
+            values.append("" if v is None or not math.isfinite(v) else repr(float(v)))
+        writer.writerow([method, *values, *([counts.get(method, 0)] if counts is not None else [])])
+    return buffer.getvalue()
+
+
+def write_table(
+    stem: str | os.PathLike,
+    title: str,
+    rows: Mapping[str, Mapping[str, float]],
+    columns: Sequence[str],
+    labels: Mapping[str, str] | None = None,
+    counts: Mapping[str, int] | None = None,
+    notes: Sequence[str] = (),
+) -> tuple[Path, Path]:
+    """Write ``<stem>.md`` and ``<stem>.csv``; returns their paths."""
+    stem = Path(stem)
+    md = atomic_write_text(
+        stem.parent / f"{stem.name}.md", format_markdown(title, rows, columns, labels, counts, notes)
+    )
+    cs = atomic_write_text(stem.parent / f"{stem.name}.csv", format_csv(rows, columns, counts))
+    return md, cs

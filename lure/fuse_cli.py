@@ -1,0 +1,365 @@
+"""``lure fuse``: fuse one infrared/visible pair, or two folders of pairs matched by file name.
+
+Examples::
+
+    lure fuse --ir ir.png --vi vi.jpg --text "the visible image is too dark" --out fused.png
+    lure fuse --ir ir.tif --vi vi.png --vi-task oe --ir-task lc
+    lure fuse --ir-dir data/ir --vi-dir data/vi --out-dir fused/
+
+The request text goes through :func:`lure.instructions.parse`; ``--vi-task``/``--ir-task`` set
+(or override) the plan directly. Outputs are 8-bit images with the visible image's size and
+colour (see :mod:`lure.inference`), written under a temporary name and renamed into place, so a
+failed or killed run never leaves a partial file. Exit codes: 0 success, 1 some pairs of a
+folder run failed (the others are written), 2 bad input or request (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lure.tasks import INFRARED, MODALITY_TASKS, VISIBLE
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+OUTPUT_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+}
+
+
+class InputError(ValueError):
+    """A problem with the user's input; the message is one line naming the file or option."""
+
+
+# ----------------------------------------------------------------------------- image I/O
+def read_image(path: str | os.PathLike, role: str) -> np.ndarray:
+    """Read an 8-bit or 16-bit image as uint8/uint16 ``HxW`` or ``HxWxC``; ``role`` names it in errors."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{role} image {path} does not exist")
+    if not path.is_file():
+        raise InputError(f"{role} image {path} is not a file")
+    if path.suffix.lower() in (".tif", ".tiff"):
+        try:
+            import tifffile
+
+            array = np.asarray(tifffile.imread(path))
+        except Exception as error:  # noqa: BLE001 - any reader failure means "not a readable TIFF"
+            raise InputError(f"{role} image {path} is not a readable TIFF ({type(error).__name__})") from None
+        if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
+            array = array.transpose(1, 2, 0)  # planar (C, H, W) TIFF
+        return _as_image_dtype(array, path, role)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return _as_image_dtype(np.asarray(img), path, role)
+            if img.mode not in ("L", "RGB"):
+                img = img.convert("L" if img.mode in ("LA", "1") else "RGB")
+            return np.asarray(img).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise InputError(f"{role} image {path} is not a readable image ({type(error).__name__})") from None
+
+
+def _as_image_dtype(array: np.ndarray, path: Path, role: str) -> np.ndarray:
+    if array.dtype in (np.uint8, np.uint16):
+        return array
+    if np.issubdtype(array.dtype, np.integer) and array.size and array.min() >= 0 and array.max() <= 65535:
+        return array.astype(np.uint16)
+    raise InputError(f"{role} image {path} has unsupported pixel type {array.dtype} (expected 8 or 16 bit)")
+
+
+def image_size(array: np.ndarray) -> tuple[int, int]:
+    """``(width, height)`` of an image array."""
+    return int(array.shape[1]), int(array.shape[0])
+
+
+def write_image_atomic(array: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write a uint8 image to ``path`` (format from the suffix) through a temporary file + rename."""
+    from PIL import Image
+
+    path = Path(path)
+    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(
+            f"output {path}: unsupported extension {path.suffix!r}; use one of "
+            f"{', '.join(sorted(OUTPUT_FORMATS))}"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # mkstemp creates 0600; give the usual permissions
+        with os.fdopen(fd, "wb") as handle:
+            Image.fromarray(np.ascontiguousarray(array)).save(handle, format=fmt)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_pair(ir: np.ndarray, vi: np.ndarray, ir_path: Path, vi_path: Path) -> None:
+    if ir.shape[:2] != vi.shape[:2]:
+        (iw, ih), (vw, vh) = image_size(ir), image_size(vi)
+        raise InputError(
+            f"infrared {ir_path.name} is {iw}x{ih} but visible {vi_path.name} is {vw}x{vh}: "
+            "the pair must be registered to the same size"
+        )
+
+
+def low_range_note(ir: np.ndarray, ir_path: Path, ir_range: str) -> str | None:
+    """A hint when a 16-bit infrared image uses under 1/16 of the 16-bit range with full scaling."""
+    if ir.dtype == np.uint16 and ir_range == "full" and int(ir.max()) - int(ir.min()) < 4096:
+        return (
+            f"note: 16-bit infrared {ir_path.name} spans only {int(ir.min())}..{int(ir.max())} of 0..65535; "
+            "if these are raw sensor counts, add --ir-range stretch"
+        )
+    return None
+
+
+# ----------------------------------------------------------------------------- the command
+@dataclass
+class PairResult:
+    stem: str
+    output: Path | None = None
+    reason: str | None = None
+
+
+def _plan(args: argparse.Namespace):
+    from lure.inference import Fuser
+    from lure.instructions import TaskPlan, parse
+
+    plan = parse(args.text) if args.text is not None else TaskPlan()
+    return Fuser.resolve_plan(plan, args.vi_task, args.ir_task)
+
+
+def _tiling(args: argparse.Namespace):
+    from lure.inference import TilingConfig
+
+    base = TilingConfig()
+    return TilingConfig(
+        mode=args.tile,
+        tile=args.tile_size or base.tile,
+        overlap=base.overlap if args.tile_overlap is None else args.tile_overlap,
+        min_pixels=base.min_pixels,
+    )
+
+
+def _load_fuser(args: argparse.Namespace, tiling):
+    from lure import inference
+
+    checkpoint = Path(args.checkpoint) if args.checkpoint else inference.DEFAULT_CHECKPOINT
+    if not checkpoint.is_file():
+        if args.checkpoint:
+            raise InputError(f"checkpoint {checkpoint} not found (check --checkpoint)")
+        raise InputError(
+            f"no trained model at {checkpoint}: produce one with `make demo` (or `dvc repro`), "
+            "or pass --checkpoint PATH"
+        )
+    return inference.Fuser.from_checkpoint(checkpoint, tiling=tiling, text_backbone=_text_backbone())
+
+
+def _text_backbone() -> str | None:
+    """``text_encoder.backbone`` of the repository's params.yaml (the encoder the pipeline trained
+    with), or ``None`` (the packaged all-MiniLM-L6-v2) when there is no params.yaml."""
+    try:
+        from lure.config import read_params
+
+        return (read_params().get("text_encoder") or {}).get("backbone")
+    except Exception:  # no or unreadable params.yaml: the packaged default encoder
+        return None
+
+
+def _fuse_one(
+    fuser, ir: np.ndarray, vi: np.ndarray, plan, args: argparse.Namespace, out: Path, progress: bool
+) -> Path:
+    fused = fuser.fuse(ir, vi, plan=plan, chroma=args.chroma, ir_range=args.ir_range, progress=progress)
+    return write_image_atomic(fused, out)
+
+
+def _single(args: argparse.Namespace) -> int:
+    ir_path, vi_path = Path(args.ir), Path(args.vi)
+    out = Path(args.out) if args.out else Path(f"{vi_path.stem}_fused.png")
+    if out.suffix.lower() not in OUTPUT_FORMATS:
+        raise InputError(
+            f"--out {out}: unsupported extension {out.suffix!r}; use one of "
+            f"{', '.join(sorted(OUTPUT_FORMATS))}"
+        )
+    plan = _plan(args)
+    tiling = _tiling(args)
+    ir, vi = read_image(ir_path, "infrared"), read_image(vi_path, "visible")
+    check_pair(ir, vi, ir_path, vi_path)
+    note = low_range_note(ir, ir_path, args.ir_range)
+    if note:
+        print(note, file=sys.stderr)
+    fuser = _load_fuser(args, tiling)
+    height, width = vi.shape[:2]
+    written = _fuse_one(fuser, ir, vi, plan, args, out, progress=not args.no_progress)
+    mode = "tiled" if tiling.active(height, width) else "whole image"
+    print(
+        f"wrote {written} ({width}x{height}, visible: {plan.visible}, infrared: {plan.infrared}, {mode}, "
+        f"{fuser.device.type})"
+    )
+    return 0
+
+
+def list_images(folder: Path, role: str) -> dict[str, Path]:
+    """Image files of ``folder`` by stem (an error when it is missing)."""
+    if not folder.is_dir():
+        raise InputError(f"{role} folder {folder} does not exist")
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
+            files.setdefault(path.stem, path)
+    return files
+
+
+def match_pairs(ir_files: dict[str, Path], vi_files: dict[str, Path]) -> tuple[list[str], list[PairResult]]:
+    """Stems present in both folders, and a skip entry for each file without a partner."""
+    common = sorted(set(ir_files) & set(vi_files))
+    skipped = [
+        PairResult(s, reason=f"no visible image for infrared {ir_files[s].name}")
+        for s in sorted(set(ir_files) - set(vi_files))
+    ]
+    skipped += [
+        PairResult(s, reason=f"no infrared image for visible {vi_files[s].name}")
+        for s in sorted(set(vi_files) - set(ir_files))
+    ]
+    return common, skipped
+
+
+def _folder(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    ir_dir, vi_dir, out_dir = Path(args.ir_dir), Path(args.vi_dir), Path(args.out_dir)
+    plan = _plan(args)
+    tiling = _tiling(args)
+    ir_files, vi_files = list_images(ir_dir, "infrared"), list_images(vi_dir, "visible")
+    stems, skipped = match_pairs(ir_files, vi_files)
+    if not stems:
+        raise InputError(f"no pairs: no file name (without extension) appears in both {ir_dir} and {vi_dir}")
+    fuser = _load_fuser(args, tiling)
+    failed: list[PairResult] = []
+    done = 0
+    for stem in tqdm(stems, desc="fusing", unit="pair", disable=args.no_progress):
+        try:
+            ir, vi = read_image(ir_files[stem], "infrared"), read_image(vi_files[stem], "visible")
+            check_pair(ir, vi, ir_files[stem], vi_files[stem])
+            note = low_range_note(ir, ir_files[stem], args.ir_range)
+            if note:
+                tqdm.write(note, file=sys.stderr)
+            _fuse_one(fuser, ir, vi, plan, args, out_dir / f"{stem}.png", progress=False)
+            done += 1
+        except ValueError as error:
+            failed.append(PairResult(stem, reason=str(error)))
+    print(
+        f"fused {done} of {len(stems)} matched pairs into {out_dir} (visible: {plan.visible}, "
+        f"infrared: {plan.infrared})"
+    )
+    problems = skipped + failed
+    if problems:
+        print(f"skipped {len(problems)}:")
+        for item in problems:
+            print(f"  {item.stem}: {item.reason}")
+    return 1 if failed else 0
+
+
+def run_fuse(args: argparse.Namespace) -> int:
+    """Handler of ``lure fuse``: returns the exit code; prints one ``lure fuse: error: ...`` line
+    on bad input instead of raising."""
+    folder_args = (args.ir_dir, args.vi_dir, args.out_dir)
+    try:
+        if any(folder_args):
+            if not all(folder_args) or args.ir or args.vi or args.out:
+                raise InputError(
+                    "folder mode needs --ir-dir, --vi-dir and --out-dir together (and no --ir/--vi/--out)"
+                )
+            return _folder(args)
+        if not (args.ir and args.vi):
+            raise InputError("give --ir and --vi (one pair) or --ir-dir, --vi-dir and --out-dir (folders)")
+        return _single(args)
+    except (ValueError, FileNotFoundError, OSError) as error:  # InstructionError is a ValueError
+        message = " ".join(str(error).split())
+        print(f"lure fuse: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lure fuse: interrupted (no partial output was left)", file=sys.stderr)
+        return 130
+
+
+def add_fuse_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``lure fuse`` on the ``lure`` command's sub-parsers."""
+    parser = subparsers.add_parser(
+        "fuse",
+        help="fuse an infrared/visible pair (or two folders of pairs)",
+        description="Degradation-aware infrared/visible fusion with a trained LURE checkpoint. Runs on the "
+        "GPU when one is visible, otherwise on the CPU.",
+    )
+    pair = parser.add_argument_group("one pair")
+    pair.add_argument("--ir", help="infrared image (8- or 16-bit PNG/TIFF/JPEG; 3-channel grey accepted)")
+    pair.add_argument("--vi", help="visible image (RGB or grey), same size as the infrared image")
+    pair.add_argument("--out", help="output image (default: <visible stem>_fused.png in the current folder)")
+    folders = parser.add_argument_group("folders (pairs matched by file name without extension)")
+    folders.add_argument("--ir-dir", help="folder of infrared images")
+    folders.add_argument("--vi-dir", help="folder of visible images")
+    folders.add_argument("--out-dir", help="output folder (<stem>.png per pair)")
+    request = parser.add_argument_group("what is wrong with the images")
+    request.add_argument(
+        "--text", help='free-form request, e.g. "the visible image is dark, infrared is blurry"'
+    )
+    request.add_argument(
+        "--vi-task",
+        choices=MODALITY_TASKS[VISIBLE],
+        help="visible task (overrides --text): pd clean, ll low light, hz haze, oe over-exposure",
+    )
+    request.add_argument(
+        "--ir-task",
+        choices=MODALITY_TASKS[INFRARED],
+        help="infrared task (overrides --text): pd clean, lc low contrast, sr4/sr8 super-resolution",
+    )
+    options = parser.add_argument_group("options")
+    options.add_argument(
+        "--checkpoint", help="LURE checkpoint (default: checkpoints/stage2/model.pt of the pipeline)"
+    )
+    options.add_argument(
+        "--tile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="tiled inference: auto = only for images over ~1 megapixel (default)",
+    )
+    options.add_argument("--tile-size", type=int, default=None, help="tile side in pixels (default 768)")
+    options.add_argument(
+        "--tile-overlap", type=int, default=None, help="tile overlap in pixels (default 256)"
+    )
+    options.add_argument(
+        "--chroma",
+        choices=("auto", "visible", "network"),
+        default="auto",
+        help="source of Cb/Cr: auto = visible input when it is clean, network output when degraded",
+    )
+    options.add_argument(
+        "--ir-range",
+        choices=("full", "stretch"),
+        default="full",
+        help="16-bit infrared scaling: full = /65535, stretch = the image's own min..max",
+    )
+    options.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run_fuse)
+    return parser

@@ -1,0 +1,442 @@
+"""Inference runner: fuse (or restore) numpy images with a trained LURE checkpoint.
+
+:class:`Fuser` is a pure runner (no argument parsing, no file I/O besides loading the
+checkpoint and the frozen sentence encoder). Conventions:
+
+* Inputs are numpy arrays: visible ``HxWx3`` RGB (``HxWx4`` loses its alpha) or ``HxW`` grey,
+  uint8 (0-255) or uint16 (0-65535); infrared ``HxW`` (``HxWx1`` and the 3-channel grey of
+  LLVIP accepted: the channels are averaged), uint8 or uint16. uint16 images are scaled by
+  1/65535 (``ir_range="full"``); raw radiometric counts that use a small part of the 16-bit range
+  can be stretched to their own min..max with ``ir_range="stretch"``.
+* Outputs are uint8 with the visible image's size: ``HxWx3`` RGB for a colour visible image,
+  ``HxW`` for a grey one.
+* Colour (DESIGN.md §2): the network runs on RGB and its fused output's luminance Y (BT.601,
+  :mod:`lure.color`) is kept; the chroma Cb/Cr comes from
+
+  - the visible input when the visible task is ``pd`` (clean visible: its own colours are the
+    most faithful, the standard IVIF practice), and
+  - the network's fused RGB output when the visible image is degraded (``ll``, ``hz``, ``oe``):
+    the raw chroma of a dark, hazy or clipped image is washed out, tinted by the airlight or
+    noisy, while stage 2's colour loss trains the fused output's Cb/Cr to follow the clean
+    visible chroma that the unified latent space represents. ``chroma="visible"`` or
+    ``"network"`` forces one source.
+* Texts: each modality gets the canonical text of its planned task
+  (:func:`lure.task_texts.canonical_text` of ``prompt_key(task, modality)``, the first seed
+  sentence, which is also the text used by training-time validation); ``pd`` when clean.
+* Large images run in overlapping tiles blended with a raised-cosine (Hann) ramp
+  (:class:`TilingConfig`; on by default above ``min_pixels``). LURE's channel attention
+  (Restormer-style) and NAFNet's simplified channel attention pool over the whole input, so a
+  tile never reproduces the untiled output exactly; the defaults (768 px tiles, 256 px overlap,
+  ramps over the whole overlap) keep the difference within 2/255 on 1280x1024 LLVIP pairs (see
+  ``tests/test_inference.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lure.checkpoint import load_model
+from lure.color import luminance, rgb_to_ycbcr, ycbcr_to_rgb
+from lure.instructions import TaskPlan
+from lure.models import LURE, SentenceEncoder
+from lure.paths import REPO_ROOT
+from lure.task_texts import canonical_text
+from lure.tasks import INFRARED, MODALITY_NAMES, VISIBLE, check_task, prompt_key
+
+__all__ = [
+    "CHROMA_SOURCES",
+    "DEFAULT_CHECKPOINT",
+    "Fuser",
+    "MissingCheckpointError",
+    "TilingConfig",
+    "blend_ramp",
+    "default_device",
+    "infrared_tensor",
+    "run_tiled",
+    "tile_starts",
+    "visible_tensor",
+]
+
+#: The final fusion model written by the training pipeline (``dvc repro`` / ``make demo``).
+DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "stage2" / "model.pt"
+CHROMA_SOURCES = ("auto", "visible", "network")
+IR_RANGES = ("full", "stretch")
+
+
+class MissingCheckpointError(FileNotFoundError):
+    """No checkpoint at the given (or default) path; the message says how to produce one."""
+
+
+def default_device() -> torch.device:
+    """The first visible CUDA GPU, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# ----------------------------------------------------------------------------- tiling
+@dataclass(frozen=True)
+class TilingConfig:
+    """Tiled inference settings.
+
+    ``mode``: ``"auto"`` (tile when the image has more than ``min_pixels`` pixels), ``"on"`` or
+    ``"off"``. ``tile``: tile side in pixels (rounded up to the model's size multiple);
+    ``overlap``: minimum overlap of neighbouring tiles in pixels, blended with a raised-cosine
+    ramp of that length.
+    """
+
+    mode: str = "auto"
+    tile: int = 768
+    overlap: int = 256
+    min_pixels: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "on", "off"):
+            raise ValueError(f"tiling mode must be auto, on or off, got {self.mode!r}")
+        if self.tile < 16 or not 0 <= self.overlap < self.tile:
+            raise ValueError(
+                f"tiling needs tile >= 16 and 0 <= overlap < tile, got tile={self.tile}, "
+                f"overlap={self.overlap}"
+            )
+        if self.min_pixels < 0:
+            raise ValueError(f"tiling min_pixels must be >= 0, got {self.min_pixels}")
+
+    def active(self, height: int, width: int) -> bool:
+        """Whether an ``height x width`` image is processed in tiles."""
+        if self.mode == "auto":
+            return height * width > self.min_pixels and (height > self.tile or width > self.tile)
+        return self.mode == "on"
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> TilingConfig:
+        """From a params section such as ``{"mode": "auto", "tile": 768, "overlap": 256}``."""
+        data = dict(data or {})
+        unknown = sorted(set(data) - {"mode", "tile", "overlap", "min_pixels"})
+        if unknown:
+            raise ValueError(f"unknown tiling parameter(s) {unknown}; known: mode, tile, overlap, min_pixels")
+        return cls(**data)
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``[0, length)`` with neighbours
+    overlapping by at least ``overlap`` pixels (evenly spread; ``[0]`` when one tile fits)."""
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+
+
+def blend_ramp(start: int, size: int, length: int, ramp: int) -> torch.Tensor:
+    """1-D blending weight ``(size,)`` of a tile at ``start``: a raised-cosine rise over ``ramp``
+    pixels at each side that borders another tile (not at the image border), 1 elsewhere.
+    Weights stay strictly positive so every pixel has a defined weighted mean."""
+    weight = torch.ones(size, dtype=torch.float64)
+    ramp = min(ramp, size // 2)
+    if ramp > 0:
+        rise = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(ramp, dtype=torch.float64) + 0.5) / ramp)
+        if start > 0:
+            weight[:ramp] = rise
+        if start + size < length:
+            weight[size - ramp :] = rise.flip(0)
+    return weight
+
+
+def run_tiled(
+    fn: Callable[..., torch.Tensor],
+    inputs: Sequence[torch.Tensor],
+    tile: int,
+    overlap: int,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Apply ``fn`` (``(B, C_i, h, w)`` tensors -> ``(B, C_out, h, w)``) on overlapping tiles of the
+    equally sized ``inputs`` and blend the results with raised-cosine weights. The result has the
+    inputs' height and width (float32, on the inputs' device)."""
+    height, width = inputs[0].shape[-2:]
+    rows, cols = tile_starts(height, tile, overlap), tile_starts(width, tile, overlap)
+    th, tw = min(tile, height), min(tile, width)
+    out: torch.Tensor | None = None
+    total = torch.zeros(1, 1, height, width, dtype=torch.float32, device=inputs[0].device)
+    positions = [(r, c) for r in rows for c in cols]
+    iterator = positions
+    if progress and len(positions) > 1:
+        from tqdm import tqdm
+
+        iterator = tqdm(positions, desc="tiles", unit="tile", leave=False)
+    for r, c in iterator:
+        result = fn(*[x[..., r : r + th, c : c + tw] for x in inputs]).float()
+        weight = blend_ramp(r, th, height, overlap)[:, None] * blend_ramp(c, tw, width, overlap)[None, :]
+        weight = weight.to(device=result.device, dtype=torch.float32)[None, None]
+        if out is None:
+            out = torch.zeros(
+                result.shape[0], result.shape[1], height, width, dtype=torch.float32, device=result.device
+            )
+        out[..., r : r + th, c : c + tw] += result * weight
+        total[..., r : r + th, c : c + tw] += weight
+    assert out is not None
+    return out / total
+
+
+# ----------------------------------------------------------------------------- array -> tensor
+def _scale(image: np.ndarray, name: str) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    raise ValueError(f"{name}: expected a uint8 or uint16 image, got dtype {image.dtype}")
+
+
+def visible_tensor(image: np.ndarray) -> torch.Tensor:
+    """Visible uint8/uint16 ``HxW``, ``HxWx1``, ``HxWx3`` or ``HxWx4`` -> float ``(1, C, H, W)`` in
+    [0, 1] with C = 3 (RGB) or 1 (grey)."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"visible image: expected a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] in (1, 3, 4):
+        image = image[:, :, :3] if image.shape[2] > 1 else image[:, :, 0]
+    if image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
+        raise ValueError(f"visible image: expected HxW or HxWx3, got shape {image.shape}")
+    array = _scale(image, "visible image")
+    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(0)
+
+
+def infrared_tensor(image: np.ndarray, ir_range: str = "full") -> torch.Tensor:
+    """Infrared uint8/uint16 ``HxW`` (``HxWx1``/``HxWx3``/``HxWx4`` grey: channels averaged) ->
+    float ``(1, 1, H, W)`` in [0, 1]. ``ir_range="stretch"`` maps the image's own min..max to 0..1
+    (for raw 16-bit radiometric counts); ``"full"`` divides by the dtype's maximum."""
+    if ir_range not in IR_RANGES:
+        raise ValueError(f"ir_range must be one of {IR_RANGES}, got {ir_range!r}")
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"infrared image: expected a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] in (1, 3, 4):
+        image = image[:, :, 0] if image.shape[2] == 1 else image[:, :, :3]
+    if image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
+        raise ValueError(f"infrared image: expected HxW (or 3-channel grey), got shape {image.shape}")
+    array = _scale(image, "infrared image")
+    if array.ndim == 3:
+        array = array.mean(axis=2)
+    if ir_range == "stretch":
+        low, high = float(array.min()), float(array.max())
+        array = (array - low) / (high - low) if high > low else np.zeros_like(array)
+    return torch.from_numpy(np.ascontiguousarray(array))[None, None]
+
+
+def _to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """``(1, C, H, W)`` float [0, 1] -> uint8 ``HxWx3`` (C = 3) or ``HxW`` (C = 1)."""
+    array = tensor.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()[0]
+    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+
+
+# ----------------------------------------------------------------------------- the runner
+class Fuser:
+    """Degradation-aware fusion and stage-1 restoration with a trained LURE network.
+
+    Build it with :meth:`from_checkpoint`; call :meth:`fuse` (uint8 fused image),
+    :meth:`restore` (uint8 restored image) or the tensor-level :meth:`fuse_tensor`. Everything
+    runs under ``torch.inference_mode`` on ``device`` (GPU when visible, else CPU).
+    """
+
+    def __init__(
+        self,
+        model: LURE,
+        encoder: SentenceEncoder,
+        device: str | torch.device | None = None,
+        tiling: TilingConfig | None = None,
+        profile: str | None = None,
+        checkpoint: str | os.PathLike | None = None,
+    ) -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = model.to(self.device).eval()
+        self.encoder = encoder.to(self.device)
+        self.tiling = tiling or TilingConfig()
+        self.profile = profile
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self._text_cache: dict[tuple[str, int], torch.Tensor] = {}
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike | None = None,
+        device: str | torch.device | None = None,
+        text_backbone: str | os.PathLike | None = None,
+        tiling: TilingConfig | None = None,
+        encoder: SentenceEncoder | None = None,
+    ) -> Fuser:
+        """Load a checkpoint (default :data:`DEFAULT_CHECKPOINT`) and the frozen sentence encoder
+        (``text_backbone``: ``None`` = the packaged all-MiniLM-L6-v2, or a local HF folder; an
+        already loaded ``encoder`` can be passed instead)."""
+        path = Path(path) if path is not None else DEFAULT_CHECKPOINT
+        if not path.is_file():
+            hint = (
+                "produce it with `make demo` (or `dvc repro`), or pass --checkpoint PATH"
+                if path == DEFAULT_CHECKPOINT
+                else "check the path"
+            )
+            raise MissingCheckpointError(f"checkpoint {path} not found: {hint}")
+        device = torch.device(device) if device is not None else default_device()
+        model, payload = load_model(path, map_location="cpu")
+        if encoder is None:
+            from lure.text_backbone import load_sentence_encoder
+
+            encoder = load_sentence_encoder(text_backbone, device=str(device))
+        if encoder.hidden_size != model.config.text_backbone_dim:
+            raise ValueError(
+                f"text encoder width {encoder.hidden_size} does not match the checkpoint's "
+                f"text_backbone_dim {model.config.text_backbone_dim}: use the backbone it was "
+                "trained with (text_encoder.backbone in params.yaml)"
+            )
+        return cls(
+            model, encoder, device=device, tiling=tiling, profile=payload.get("profile"), checkpoint=path
+        )
+
+    # -- texts ---------------------------------------------------------------------------
+    def text_embedding(self, task: str, modality: int) -> torch.Tensor:
+        """Sentence embedding ``(1, D)`` of the canonical text of ``task`` on ``modality``."""
+        check_task(task, modality)
+        key = (task, modality)
+        if key not in self._text_cache:
+            self._text_cache[key] = self.encoder.embed([canonical_text(prompt_key(task, modality))]).to(
+                self.device
+            )
+        return self._text_cache[key]
+
+    @staticmethod
+    def resolve_plan(
+        plan: TaskPlan | None = None, vi_task: str | None = None, ir_task: str | None = None
+    ) -> TaskPlan:
+        """``plan`` (default: both clean) with ``vi_task``/``ir_task`` overriding its fields."""
+        plan = plan or TaskPlan()
+        return TaskPlan(visible=vi_task or plan.visible, infrared=ir_task or plan.infrared)
+
+    def _tiling(self, tile: str | TilingConfig | None) -> TilingConfig:
+        if tile is None:
+            return self.tiling
+        if isinstance(tile, TilingConfig):
+            return tile
+        return replace(self.tiling, mode=tile)
+
+    def _run(
+        self,
+        fn: Callable[..., torch.Tensor],
+        inputs: list[torch.Tensor],
+        tiling: TilingConfig,
+        progress: bool,
+    ) -> torch.Tensor:
+        height, width = inputs[0].shape[-2:]
+        if tiling.active(height, width):
+            multiple = self.model.config.size_multiple
+            tile = int(math.ceil(tiling.tile / multiple) * multiple)
+            return run_tiled(fn, inputs, tile, tiling.overlap, progress=progress)
+        return fn(*inputs).float()
+
+    # -- fusion --------------------------------------------------------------------------
+    @torch.inference_mode()
+    def fuse_tensor(
+        self,
+        visible: torch.Tensor,
+        infrared: torch.Tensor,
+        plan: TaskPlan | None = None,
+        rule_only: bool = False,
+        tile: str | TilingConfig | None = None,
+        progress: bool = False,
+    ) -> torch.Tensor:
+        """Raw network output ``(1, 3, H, W)`` float (clamped to [0, 1]) of a visible ``(1, 1|3, H, W)``
+        and an infrared ``(1, 1, H, W)`` tensor in [0, 1]. ``rule_only``: DenseFuse l1 rule on the
+        latents instead of the learned fusion."""
+        plan = plan or TaskPlan()
+        if visible.shape[-2:] != infrared.shape[-2:]:
+            raise ValueError(
+                f"infrared {tuple(infrared.shape[-2:])} and visible {tuple(visible.shape[-2:])} "
+                "images must have the same height and width (register/resize them first)"
+            )
+        t_vi = self.text_embedding(plan.visible, VISIBLE)
+        t_ir = self.text_embedding(plan.infrared, INFRARED)
+
+        def forward(vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+            return self.model(vi, ir, t_vi, t_ir, rule_only=rule_only)
+
+        inputs = [visible.to(self.device, torch.float32), infrared.to(self.device, torch.float32)]
+        return self._run(forward, inputs, self._tiling(tile), progress).clamp(0, 1)
+
+    def fuse(
+        self,
+        ir: np.ndarray,
+        vi: np.ndarray,
+        plan: TaskPlan | None = None,
+        vi_task: str | None = None,
+        ir_task: str | None = None,
+        rule_only: bool = False,
+        chroma: str = "auto",
+        tile: str | TilingConfig | None = None,
+        ir_range: str = "full",
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Fused uint8 image of an infrared and a visible array of the same height and width.
+
+        ``plan`` (a :class:`~lure.instructions.TaskPlan`, default both ``pd``) names each
+        modality's degradation; ``vi_task``/``ir_task`` override it. ``chroma``: ``auto``
+        (visible Cb/Cr when the visible task is ``pd``, the network's otherwise), ``visible`` or
+        ``network``. ``tile``: ``auto``/``on``/``off`` or a :class:`TilingConfig` (default: the
+        runner's). Returns ``HxWx3`` RGB, or ``HxW`` when ``vi`` is grey.
+        """
+        if chroma not in CHROMA_SOURCES:
+            raise ValueError(f"chroma must be one of {CHROMA_SOURCES}, got {chroma!r}")
+        plan = self.resolve_plan(plan, vi_task, ir_task)
+        vi_t, ir_t = visible_tensor(vi), infrared_tensor(ir, ir_range)
+        if vi_t.shape[-2:] != ir_t.shape[-2:]:
+            raise ValueError(
+                f"infrared image is {ir_t.shape[-1]}x{ir_t.shape[-2]} but visible image is "
+                f"{vi_t.shape[-1]}x{vi_t.shape[-2]} (WxH): the pair must be registered to the same size"
+            )
+        fused = self.fuse_tensor(vi_t, ir_t, plan, rule_only=rule_only, tile=tile, progress=progress)
+        return _to_uint8(self.compose_colour(fused, vi_t.to(fused.device), plan.visible, chroma))
+
+    @staticmethod
+    def compose_colour(
+        fused_rgb: torch.Tensor, visible: torch.Tensor, visible_task: str = "pd", chroma: str = "auto"
+    ) -> torch.Tensor:
+        """Final image ``(1, 3|1, H, W)``: the fused luminance with the chosen chroma (see the
+        module docstring); one channel (the fused Y) when ``visible`` is grey."""
+        y = luminance(fused_rgb)
+        if visible.shape[1] == 1:
+            return y.clamp(0, 1)
+        source = chroma if chroma != "auto" else ("visible" if visible_task == "pd" else "network")
+        cbcr = rgb_to_ycbcr(visible if source == "visible" else fused_rgb)[:, 1:]
+        return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1)).clamp(0, 1)
+
+    # -- restoration ---------------------------------------------------------------------
+    @torch.inference_mode()
+    def restore(
+        self,
+        image: np.ndarray,
+        task: str,
+        modality: int,
+        tile: str | TilingConfig | None = None,
+        ir_range: str = "full",
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Stage-1 restoration ``D(E_img(x, c_task, m))`` of one image.
+
+        ``modality`` 0 (visible: ``HxWx3`` in, ``HxWx3`` RGB out; a grey input gives ``HxW``) or
+        1 (infrared: ``HxW`` in, the luminance of the decoded image ``HxW`` out); uint8 result.
+        """
+        check_task(task, modality)
+        if modality == VISIBLE:
+            x = visible_tensor(image)
+        elif modality == INFRARED:
+            x = infrared_tensor(image, ir_range)
+        else:  # pragma: no cover - check_task rejects it
+            raise ValueError(f"modality must be one of {sorted(MODALITY_NAMES)}")
+        text = self.text_embedding(task, modality)
+
+        def forward(img: torch.Tensor) -> torch.Tensor:
+            return self.model.restore(img, text, modality)
+
+        out = self._run(forward, [x.to(self.device)], self._tiling(tile), progress).clamp(0, 1)
+        if modality == INFRARED or x.shape[1] == 1:
+            out = luminance(out)
+        return _to_uint8(out)

@@ -1,0 +1,192 @@
+"""lure.evaluation: tables, grids, baselines and the evaluate runner end to end on real pairs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lure.checkpoint import save_checkpoint
+from lure.config import load_params, model_config
+from lure.evaluation.baselines import DEGRADED_METHODS, VANILLA_METHODS, pixel_average, pixel_max, run_method
+from lure.evaluation.grid import LABEL_HEIGHT, PAD, TITLE_HEIGHT, make_grid
+from lure.evaluation.runner import evaluate, evaluation_params, slug
+from lure.evaluation.tables import format_csv, format_markdown, mean_rows
+from lure.inference import Fuser
+from lure.metrics import METRIC_NAMES
+from lure.models import LURE
+
+TASKS = ["ll", "oe+lc"]
+
+
+def seeded_demo_model(seed: int = 0) -> LURE:
+    """Real demo-profile network, seeded; zero-convs and NAFBlock residual scales randomised."""
+    torch.manual_seed(seed)
+    model = LURE(model_config(load_params(profile="demo")))
+    generator = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "zero_conv" in name or name.endswith((".beta", ".gamma")):
+                p.copy_(0.1 * torch.randn(p.shape, generator=generator))
+    return model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "demo.pt"
+    save_checkpoint(path, seeded_demo_model(), "demo")
+    return path
+
+
+@pytest.fixture(scope="module")
+def pair_folder(shared_data, tmp_path_factory):
+    """Three RoadScene pairs, centre-cropped to 128 x 192 (NIQE needs 96 x 192), as ir/ and vi/ PNGs."""
+    root = tmp_path_factory.mktemp("roadscene3")
+    (root / "ir").mkdir()
+    (root / "vi").mkdir()
+    for name in sorted(p.name for p in (shared_data / "roadscene" / "ir").iterdir())[:3]:
+        ir = Image.open(shared_data / "roadscene" / "ir" / name).convert("L")
+        vi = Image.open(shared_data / "roadscene" / "vi" / name).convert("RGB")
+        w, h = ir.size
+        box = ((w - 192) // 2, (h - 128) // 2, (w - 192) // 2 + 192, (h - 128) // 2 + 128)
+        ir.crop(box).save(root / "ir" / f"{name[:-4]}.png")
+        vi.crop(box).save(root / "vi" / f"{name[:-4]}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def evaluated(checkpoint, pair_folder, shared_data, tmp_path_factory):
+    params = load_params(profile="demo")
+    params["evaluate"] = {
+        "pair_sets": [f"folder:{pair_folder}", "absent/test"],
+        "degraded_from": f"folder:{pair_folder}",
+        "tasks": TASKS,
+        "niqe_params": str(shared_data / "niqe" / "niqe_pris_params.npz"),
+        "grid": {"crop": 96, "pairs": 2},
+    }
+    out = tmp_path_factory.mktemp("results")
+    result = evaluate(
+        params, checkpoint, out_dir=out, data_root=tmp_path_factory.mktemp("data"), progress=False
+    )
+    return result, out, pair_folder
+
+
+# ----------------------------------------------------------------------------- units
+def test_mean_rows_skips_nan_and_tables_mark_the_best():
+    rows = mean_rows(
+        {"a": [{"EN": 1.0, "MSE": 0.2}, {"EN": float("nan"), "MSE": 0.4}], "b": [{"EN": 3.0, "MSE": 0.1}]}
+    )
+    assert rows["a"]["EN"] == 1.0 and rows["a"]["MSE"] == pytest.approx(0.3)
+    md = format_markdown("T", rows, ["EN", "MSE"], {"a": "Method A"}, {"a": 2, "b": 1}, ["a note"])
+    lines = md.splitlines()
+    assert lines[0] == "### T" and "| Method | EN ↑ | MSE ↓ | images |" in md
+    assert "| Method A | 1.00 | 0.3000 | 2 |" in md
+    assert "| b | **3.00** | **0.1000** | 1 |" in md  # higher EN, lower MSE are better
+    assert lines[-1] == "- a note"
+    parsed = list(csv.reader(format_csv(rows, ["EN", "MSE"]).splitlines()))
+    assert parsed[0] == ["method", "EN", "MSE"] and float(parsed[2][1]) == 3.0
+
+
+def test_grid_layout_size_and_labels():
+    rows = [[np.full((50, 70), 10 * i, np.uint8), np.full((50, 70, 3), 200, np.uint8)] for i in range(3)]
+    grid = make_grid(rows, ["IR", "VI"], "title", crop=40)
+    assert grid.shape == (TITLE_HEIGHT + LABEL_HEIGHT + 3 * 40 + 4 * PAD, 2 * 40 + 3 * PAD, 3)
+    top = TITLE_HEIGHT + LABEL_HEIGHT + PAD
+    assert (grid[top : top + 40, PAD : PAD + 40] == 0).all()  # row 0, IR panel (value 0)
+    assert (grid[top : top + 40, 2 * PAD + 40 : 2 * PAD + 80] == 200).all()
+    assert (grid[: TITLE_HEIGHT + LABEL_HEIGHT] < 128).any()  # some label text was drawn
+    with pytest.raises(ValueError, match="one per label"):
+        make_grid(rows, ["IR"], crop=40)
+
+
+def test_pixel_baselines():
+    ir = np.array([[0, 200]], np.uint8)
+    vi = np.array([[[100, 100, 100], [50, 50, 50]]], np.uint8)
+    assert pixel_average(ir, vi)[..., 0].tolist() == [[50, 125]]
+    assert pixel_max(ir, vi)[..., 0].tolist() == [[100, 200]]
+    assert pixel_max(ir, vi[..., 0]).tolist() == [[100, 200]]  # grey visible -> grey output
+
+
+def test_params_slug_and_validation():
+    assert slug("demo/test") == "demo-test" and slug("oe+lc") == "oe_lc"
+    assert slug("folder:../shared/data/roadscene") == "roadscene"
+    cfg = evaluation_params({"evaluate": {"grid": {"crop": 64}}})
+    assert cfg["grid"] == {"crop": 64, "pairs": 2} and cfg["tasks"][0] == "ll"
+    with pytest.raises(ValueError, match="unknown evaluate parameter"):
+        evaluation_params({"evaluate": {"pairsets": []}})
+    with pytest.raises(ValueError, match="unknown task"):
+        evaluation_params({"evaluate": {"tasks": ["rain"]}})
+
+
+def test_baselines_differ_from_each_other(checkpoint, pair_folder):
+    fuser = Fuser.from_checkpoint(checkpoint, device="cpu")
+    stem = sorted(p.stem for p in (pair_folder / "ir").iterdir())[0]
+    ir = np.asarray(Image.open(pair_folder / "ir" / f"{stem}.png"))
+    vi = np.asarray(Image.open(pair_folder / "vi" / f"{stem}.png"))
+    from data_prep.degradations import degrade_pair
+
+    ir_d, vi_d = degrade_pair(ir, vi, "ll", "sr4", seed=3)
+    outputs = {m: run_method(m, fuser, ir_d, vi_d, "ll", "sr4").astype(int) for m in DEGRADED_METHODS}
+    for i, a in enumerate(DEGRADED_METHODS):
+        assert outputs[a].shape == vi.shape
+        for b in DEGRADED_METHODS[i + 1 :]:
+            assert np.abs(outputs[a] - outputs[b]).mean() > 0.05, (a, b)
+
+
+# ----------------------------------------------------------------------------- end to end
+def test_evaluate_writes_tables_json_grids_and_fused_images(evaluated):
+    result, out, pair_folder = evaluated
+    set_slug = pair_folder.name
+    assert list(result["vanilla"]) == [set_slug]
+    assert list(result["degraded"]) == TASKS
+    assert any("absent/test" in n and "not found" in n for n in result["notes"])
+
+    with open(out / "tables" / f"vanilla_{set_slug}.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["method"] for r in table] == list(VANILLA_METHODS)
+    assert list(table[0]) == ["method", *METRIC_NAMES, "NIQE", "images"]
+    assert all(r["images"] == "3" for r in table)
+    assert all(math.isfinite(float(r["PSNR"])) and float(r["NIQE"]) > 0 for r in table)
+    for task in TASKS:
+        with open(out / "tables" / f"degraded_{slug(task)}.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert [r["method"] for r in rows] == list(DEGRADED_METHODS)
+        assert list(rows[0])[-3:] == ["PSNR_clean", "SSIM_clean", "images"]
+        values = {r["method"]: (float(r["PSNR_clean"]), float(r["SSIM"])) for r in rows}
+        assert len(set(values.values())) == len(DEGRADED_METHODS)  # every method scores differently
+        md = (out / "tables" / f"degraded_{slug(task)}.md").read_text()
+        assert (
+            md.startswith(f"### Degradation-aware fusion — {task.upper()}")
+            and "| LURE (task descriptions) |" in md
+        )
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"vanilla", "degraded"}
+    assert set(metrics["degraded"]) == set(TASKS)
+    assert set(metrics["vanilla"][set_slug]["lure"]) == {*METRIC_NAMES, "NIQE"}
+    assert set(metrics["degraded"]["ll"]["lure"]) == {*METRIC_NAMES, "NIQE", "PSNR_clean", "SSIM_clean"}
+
+    n_cols = {"vanilla": 2 + len(VANILLA_METHODS), "ll": 2 + len(DEGRADED_METHODS)}
+    for name, cols in n_cols.items():
+        with Image.open(out / "grids" / f"grid_{name}.png") as grid:
+            assert grid.size == (cols * 96 + (cols + 1) * PAD, TITLE_HEIGHT + LABEL_HEIGHT + 2 * 96 + 3 * PAD)
+    assert (out / "grids" / "grid_oe_lc.png").is_file()
+
+    fused = sorted((out / "fused" / set_slug).iterdir())
+    assert [p.stem for p in fused] == sorted(p.stem for p in (pair_folder / "ir").iterdir())
+    with Image.open(fused[0]) as img:
+        assert img.size == (192, 128) and img.mode == "RGB"
+    assert "## Notes" in (out / "tables" / "summary.md").read_text()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_evaluate_stage_entry_reports_a_missing_checkpoint(tmp_path, capsys):
+    from pipelines.stages.evaluate import main
+
+    assert main(["--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "r")]) == 1
+    assert "none.pt not found" in capsys.readouterr().err
