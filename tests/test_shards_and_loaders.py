@@ -185,6 +185,22 @@ def test_loaders_with_workers(demo_shards):
     assert sorted(k for b in fl for k in b["key"]) == sorted(keys)  # a second epoch works
 
 
+@pytest.mark.slow
+def test_workers_survive_an_earlier_in_process_flow(demo_shards):
+    """Prefect 3.8 leaves a thread-exit hook behind that kills forked workers with exit code 1
+    once any flow ran in the process (as in a notebook: build the data, then train)."""
+    from prefect import flow
+
+    @flow(name="lure-test-noop")
+    def noop() -> int:
+        return 1
+
+    assert noop() == 1
+    fl = fusion_loader(demo_shards / "demo/train", crop=32, batch_size=2, workers=2, seed=0)
+    for _ in range(2):
+        assert sorted(k for b in fl for k in b["key"]) == [f"demo_train_{i:05d}" for i in range(6)]
+
+
 def test_fusion_crops_are_aligned(tmp_path):
     """With ir = grey(vi), every cropped/flipped ir must equal the grey of its vi crop."""
     rng = np.random.default_rng(0)

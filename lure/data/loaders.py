@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
 import urllib.parse
 import urllib.request
 import warnings
@@ -265,6 +266,20 @@ class _FusionPass(IterableDataset):
         return {"ir": to_tensor(ir), "vi": to_tensor(vi), "key": s["__key__"]}
 
 
+def drop_inherited_thread_exit_hooks(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: forget the thread-shutdown hooks a forked worker inherits.
+
+    Those hooks belong to the parent's threads. Prefect 3.8 registers one per background service
+    and, after a fork, resets the service so that the hook fails an assertion when the worker
+    exits; the worker then ends with exit code 1 and PyTorch reports "DataLoader worker exited
+    unexpectedly". This happens whenever a flow (e.g. ``build-datasets``) ran earlier in the same
+    process. A worker starts no threads that need such hooks, so clearing them is safe.
+    """
+    hooks = getattr(threading, "_threading_atexits", None)
+    if isinstance(hooks, list):
+        hooks.clear()
+
+
 class ShardLoader:
     """Iterable over batches from a shard stream; a fresh ``DataLoader`` per ``iter()`` (epoch)."""
 
@@ -278,7 +293,8 @@ class ShardLoader:
 
     def __iter__(self) -> Iterator[dict]:
         loader = DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.workers,
-                            persistent_workers=False, pin_memory=False)
+                            persistent_workers=False, pin_memory=False,
+                            worker_init_fn=drop_inherited_thread_exit_hooks if self.workers else None)
         self.dataset.epoch += 1
         for i, batch in enumerate(loader):
             if self.epoch_length is not None and i >= self.epoch_length:
