@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from lure.evaluation.io import atomic_write_json  # noqa: E402
 from lure.paths import shared_data_dir  # noqa: E402
+from lure.runtime import retain_freed_memory  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "inference.json"
 
@@ -245,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--rss-tile", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    retain_freed_memory()
     if args.rss_child:
         rss_child(args.rss_child, args.rss_tile)
         return 0

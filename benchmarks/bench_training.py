@@ -20,6 +20,7 @@ import torch
 
 from lure.config import load_params, model_config
 from lure.models import LURE
+from lure.runtime import retain_freed_memory
 from lure.training.objectives import Stage1Objective, Stage2Objective
 
 OUT = Path(__file__).resolve().parent / "results" / "training.json"
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--crop", type=int, default=128)
     args = parser.parse_args()
+    retain_freed_memory()
     rows = []
     for profile in args.profiles:
         batch = 4 if profile == "demo" else 2

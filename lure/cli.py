@@ -7,6 +7,7 @@ import json
 import sys
 
 from lure.config import load_params, model_config
+from lure.runtime import retain_freed_memory
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    retain_freed_memory()
     try:
         return int(args.func(args) or 0)
     except (FileNotFoundError, ValueError) as error:

@@ -30,3 +30,7 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+    # full-size images (640x480 and larger) would otherwise fault in fresh pages on every layer
+    from lure.runtime import retain_freed_memory
+
+    retain_freed_memory()

@@ -12,6 +12,7 @@ import sys
 
 from lure.config import load_params
 from lure.evaluation.runner import evaluate
+from lure.runtime import retain_freed_memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    retain_freed_memory()
     try:
         params = load_params(args.params, profile=args.profile)
         result = evaluate(

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from lure.config import load_params
+from lure.runtime import retain_freed_memory
 from lure.training.trainer import STAGES, NonFiniteLossError, StageOutputs, train
 
 
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: GPU when visible)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    retain_freed_memory()
     params = load_params(args.params, profile=args.profile)
     try:
         metrics = train(args.stage, params, StageOutputs.default(args.stage, args.root), data_root=args.data_root,
