@@ -180,14 +180,3 @@ def degrade_pair(ir: np.ndarray, vi: np.ndarray, vi_task: str, ir_task: str, see
     return degrade(ir, ir_task, int(seeds[0])), degrade(vi, vi_task, int(seeds[1]))
 
 
-#: Degraded evaluation sets: name -> (visible task, infrared task).
-DEGRADED_EVAL_TASKS: dict[str, tuple[str, str]] = {
-    "ll": ("ll", "pd"),
-    "hz": ("hz", "pd"),
-    "oe": ("oe", "pd"),
-    "lc": ("pd", "lc"),
-    "sr4": ("pd", "sr4"),
-    "sr8": ("pd", "sr8"),
-    "oe+lc": ("oe", "lc"),
-    "ll+lc": ("ll", "lc"),
-}

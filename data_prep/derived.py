@@ -21,9 +21,9 @@ from functools import partial
 
 import numpy as np
 
-from data_prep.degradations import DEGRADED_EVAL_TASKS, degrade, degrade_pair
+from data_prep.degradations import degrade, degrade_pair
 from data_prep.sources.base import FusionRecord, ImageRef, ParsedSource, Stage1Record, load_image
-from lure.tasks import INFRARED, VISIBLE
+from lure.tasks import DEGRADED_EVAL_TASKS, INFRARED, VISIBLE
 
 
 def _sample_seed(seed: int, key: str, task: str) -> int:

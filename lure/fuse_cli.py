@@ -16,14 +16,15 @@ folder run failed (the others are written), 2 bad input or request (nothing writ
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from lure.evaluation.io import atomic_write_bytes
 from lure.tasks import INFRARED, MODALITY_TASKS, VISIBLE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -98,21 +99,9 @@ def write_image_atomic(array: np.ndarray, path: str | os.PathLike) -> Path:
             f"output {path}: unsupported extension {path.suffix!r}; use one of "
             f"{', '.join(sorted(OUTPUT_FORMATS))}"
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)  # mkstemp creates 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(np.ascontiguousarray(array)).save(handle, format=fmt)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=fmt)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def check_pair(ir: np.ndarray, vi: np.ndarray, ir_path: Path, vi_path: Path) -> None:

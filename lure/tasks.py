@@ -45,6 +45,20 @@ MODALITY_TASKS: dict[int, tuple[str, ...]] = {
 PROMPT_KEYS: tuple[str, ...] = ("pd_visible", "pd_infrared", "ll", "hz", "oe", "lc", "sr4", "sr8")
 
 
+#: Degraded evaluation sets (DESIGN.md §6): name -> (visible task, infrared task); each single
+#: task with the other modality clean, and the combinations OE+LC and LL+LC.
+DEGRADED_EVAL_TASKS: dict[str, tuple[str, str]] = {
+    "ll": ("ll", "pd"),
+    "hz": ("hz", "pd"),
+    "oe": ("oe", "pd"),
+    "lc": ("pd", "lc"),
+    "sr4": ("pd", "sr4"),
+    "sr8": ("pd", "sr8"),
+    "oe+lc": ("oe", "lc"),
+    "ll+lc": ("ll", "lc"),
+}
+
+
 def prompt_key(task_id: str, modality: int) -> str:
     """The prompt group of ``task_id`` on ``modality`` (``pd`` is split per modality)."""
     check_task(task_id, modality)

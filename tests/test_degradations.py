@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_prep.degradations import DEGRADED_EVAL_TASKS, degrade, degrade_pair, depth_proxy, downsample
+from data_prep.degradations import degrade, degrade_pair, depth_proxy, downsample
 from data_prep.sources.demo import render_scene
+from lure.tasks import DEGRADED_EVAL_TASKS
 
 
 @pytest.fixture(scope="module")

@@ -8,32 +8,19 @@ import math
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from lure.checkpoint import save_checkpoint
-from lure.config import load_params, model_config
+from lure.config import load_params
 from lure.evaluation.baselines import DEGRADED_METHODS, VANILLA_METHODS, pixel_average, pixel_max, run_method
 from lure.evaluation.grid import LABEL_HEIGHT, PAD, TITLE_HEIGHT, make_grid
 from lure.evaluation.runner import evaluate, evaluation_params, slug
 from lure.evaluation.tables import format_csv, format_markdown, mean_rows
 from lure.inference import Fuser
 from lure.metrics import METRIC_NAMES
-from lure.models import LURE
+from tests.model_helpers import seeded_demo_model
 
 TASKS = ["ll", "oe+lc"]
-
-
-def seeded_demo_model(seed: int = 0) -> LURE:
-    """Real demo-profile network, seeded; zero-convs and NAFBlock residual scales randomised."""
-    torch.manual_seed(seed)
-    model = LURE(model_config(load_params(profile="demo")))
-    generator = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "zero_conv" in name or name.endswith((".beta", ".gamma")):
-                p.copy_(0.1 * torch.randn(p.shape, generator=generator))
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -8,27 +8,13 @@ import sys
 import numpy as np
 import pytest
 import tifffile
-import torch
 from PIL import Image
 
 from lure import inference
 from lure.checkpoint import save_checkpoint
 from lure.cli import main
-from lure.config import load_params, model_config
 from lure.fuse_cli import write_image_atomic
-from lure.models import LURE
-
-
-def seeded_demo_model(seed: int = 0) -> LURE:
-    """Real demo-profile network, seeded; zero-convs and NAFBlock residual scales randomised."""
-    torch.manual_seed(seed)
-    model = LURE(model_config(load_params(profile="demo")))
-    generator = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "zero_conv" in name or name.endswith((".beta", ".gamma")):
-                p.copy_(0.1 * torch.randn(p.shape, generator=generator))
-    return model
+from tests.model_helpers import seeded_demo_model
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from PIL import Image
 
 from lure.checkpoint import save_checkpoint
 from lure.color import rgb_to_ycbcr
-from lure.config import load_params, model_config
 from lure.inference import (
     Fuser,
     MissingCheckpointError,
@@ -21,21 +20,7 @@ from lure.inference import (
     visible_tensor,
 )
 from lure.instructions import TaskPlan
-from lure.models import LURE
-
-
-def seeded_demo_model(seed: int = 0) -> LURE:
-    """The real demo-profile network, seeded, with every zero-initialised residual scale randomised:
-    the fusion zero-convs (so the learned branch contributes) and the NAFBlock ``beta``/``gamma``
-    (so the blocks, and their global channel attention, are not identities)."""
-    torch.manual_seed(seed)
-    model = LURE(model_config(load_params(profile="demo")))
-    generator = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "zero_conv" in name or name.endswith((".beta", ".gamma")):
-                p.copy_(0.1 * torch.randn(p.shape, generator=generator))
-    return model
+from tests.model_helpers import seeded_demo_model
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +146,10 @@ def test_clean_visible_keeps_its_chroma_degraded_visible_takes_the_network_chrom
 def test_task_descriptions_and_rule_only_change_the_output(fuser, road_pair):
     ir, vi = road_pair
     clean = fuser.fuse(ir, vi).astype(int)
+    # untrained (seeded) weights respond weakly to the text: any change of a few pixels' 8-bit
+    # values shows the description reaches the output; an ignored text gives exactly 0
     for kwargs in ({"ir_task": "lc"}, {"plan": TaskPlan(visible="hz", infrared="sr4")}, {"rule_only": True}):
-        assert np.abs(fuser.fuse(ir, vi, **kwargs).astype(int) - clean).mean() > 0.05, kwargs
+        assert np.abs(fuser.fuse(ir, vi, **kwargs).astype(int) - clean).mean() > 0.01, kwargs
     # an explicit vi_task overrides the plan's visible task
     assert np.array_equal(fuser.fuse(ir, vi, plan=TaskPlan(visible="oe"), vi_task="pd"), fuser.fuse(ir, vi))
 

@@ -53,20 +53,11 @@ from lure.evaluation.grid import save_grid
 from lure.evaluation.io import atomic_write_json, atomic_write_png, atomic_write_text
 from lure.evaluation.tables import format_markdown, mean_rows, write_table
 from lure.paths import REPO_ROOT
+from lure.tasks import DEGRADED_EVAL_TASKS
 
 __all__ = ["DEFAULTS", "DEGRADED_TASKS", "PairSet", "evaluate", "evaluation_params", "load_pair_set", "slug"]
 
-#: Degraded evaluation sets: name -> (visible task, infrared task) (same as data_prep.degradations).
-DEGRADED_TASKS: dict[str, tuple[str, str]] = {
-    "ll": ("ll", "pd"),
-    "hz": ("hz", "pd"),
-    "oe": ("oe", "pd"),
-    "lc": ("pd", "lc"),
-    "sr4": ("pd", "sr4"),
-    "sr8": ("pd", "sr8"),
-    "oe+lc": ("oe", "lc"),
-    "ll+lc": ("ll", "lc"),
-}
+DEGRADED_TASKS = DEGRADED_EVAL_TASKS  # name -> (visible task, infrared task)
 
 DEFAULTS: dict[str, Any] = {
     "pair_sets": ["demo/test"],

@@ -14,7 +14,7 @@ from torch import nn
 
 from lure.models.config import LUREConfig
 from lure.models.nafblock import LayerNorm2d
-from lure.models.text_guided_attention import GatedDconvFeedForward, channel_attention
+from lure.models.text_guided_attention import ChannelCrossAttention, GatedDconvFeedForward
 
 
 def l1_activity(z: torch.Tensor, window: int) -> torch.Tensor:
@@ -49,33 +49,14 @@ def prior_fusion_rule(z_vi: torch.Tensor, z_ir: torch.Tensor, rule: str, window:
     return w_vi * z_vi + (1 - w_vi) * z_ir
 
 
-class CrossModalAttention(nn.Module):
-    """Channel (transposed) attention with the query from one modality and keys/values from
-    the other. Inputs ``(B, C, H, W)``, output ``(B, C, H, W)``."""
-
-    def __init__(self, channels: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
-        self.q = nn.Sequential(nn.Conv2d(channels, channels, 1),
-                               nn.Conv2d(channels, channels, 3, padding=1, groups=channels))
-        self.kv = nn.Sequential(nn.Conv2d(channels, channels * 2, 1),
-                                nn.Conv2d(channels * 2, channels * 2, 3, padding=1, groups=channels * 2))
-        self.project_out = nn.Conv2d(channels, channels, 1)
-
-    def forward(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        k, v = self.kv(context).chunk(2, dim=1)
-        return self.project_out(channel_attention(self.q(query), k, v, self.heads, self.temperature))
-
-
 class CrossAttentionFusionBlock(nn.Module):
     """Each modality attends to the other (pre-norm), then a GDFN per modality."""
 
     def __init__(self, channels: int, heads: int, ffn_expansion: float = 2.66) -> None:
         super().__init__()
         self.norm_vi, self.norm_ir = LayerNorm2d(channels), LayerNorm2d(channels)
-        self.vi_from_ir = CrossModalAttention(channels, heads)
-        self.ir_from_vi = CrossModalAttention(channels, heads)
+        self.vi_from_ir = ChannelCrossAttention(channels, heads)
+        self.ir_from_vi = ChannelCrossAttention(channels, heads)
         self.ffn_norm_vi, self.ffn_norm_ir = LayerNorm2d(channels), LayerNorm2d(channels)
         self.ffn_vi = GatedDconvFeedForward(channels, ffn_expansion)
         self.ffn_ir = GatedDconvFeedForward(channels, ffn_expansion)

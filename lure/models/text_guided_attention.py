@@ -42,19 +42,16 @@ def channel_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: 
     return (attn.softmax(dim=-1) @ v).reshape(b, c, h, w)
 
 
-class TextGuidedAttention(nn.Module):
-    """Attention whose query comes from text-weighted image features.
+class ChannelCrossAttention(nn.Module):
+    """Channel (transposed) attention with queries from one feature map and keys/values from
+    another: ``q = dw3x3(1x1(query))``, ``k, v = dw3x3(1x1(context))``, per-head channel
+    attention, then a 1x1 output projection. Inputs and output ``(B, C, H, W)``."""
 
-    ``q = dw3x3(1x1(x * sigmoid(W c)))``, ``k, v = dw3x3(1x1(x))``, channel attention per
-    head, then a 1x1 output projection.
-    """
-
-    def __init__(self, channels: int, text_dim: int, heads: int) -> None:
+    def __init__(self, channels: int, heads: int) -> None:
         super().__init__()
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
         self.heads = heads
-        self.text_weight = nn.Linear(text_dim, channels)
         self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
         self.q = nn.Sequential(nn.Conv2d(channels, channels, 1),
                                nn.Conv2d(channels, channels, 3, padding=1, groups=channels))
@@ -62,11 +59,22 @@ class TextGuidedAttention(nn.Module):
                                 nn.Conv2d(channels * 2, channels * 2, 3, padding=1, groups=channels * 2))
         self.project_out = nn.Conv2d(channels, channels, 1)
 
+    def forward(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        k, v = self.kv(context).chunk(2, dim=1)
+        return self.project_out(channel_attention(self.q(query), k, v, self.heads, self.temperature))
+
+
+class TextGuidedAttention(ChannelCrossAttention):
+    """Attention whose query comes from text-weighted image features: the channel attention
+    above with ``query = x * sigmoid(W c)`` and ``context = x``."""
+
+    def __init__(self, channels: int, text_dim: int, heads: int) -> None:
+        super().__init__(channels, heads)
+        self.text_weight = nn.Linear(text_dim, channels)
+
     def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         weight = torch.sigmoid(self.text_weight(text))[:, :, None, None]  # (B, C, 1, 1)
-        q = self.q(x * weight)
-        k, v = self.kv(x).chunk(2, dim=1)
-        return self.project_out(channel_attention(q, k, v, self.heads, self.temperature))
+        return super().forward(x * weight, x)
 
 
 class TGABlock(nn.Module):
