@@ -7,8 +7,10 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from lure.color import luminance
 from lure.imaging import luminance_uint8, psnr, to_tensor
 from lure.models import LURE, pad_to_multiple
+from lure.tasks import INFRARED
 from lure.training.losses import latent_similarity
 from lure.training.text_bank import TextBank
 
@@ -18,7 +20,9 @@ GRADIENT_METRICS = ("AG", "SF", "SD", "EN", "Qabf")
 @torch.no_grad()
 def stage1_validation(model: LURE, samples: list[dict], bank: TextBank, device: torch.device) -> dict[str, float]:
     """Per task: PSNR of the restored image and of the degraded input against the clean target
-    (dB), and the mean cosine similarity of ``Z(x, c_t)`` and ``Z(y, c_pd)`` over all samples."""
+    (dB), and the mean cosine similarity of ``Z(x, c_t)`` and ``Z(y, c_pd)`` over all samples.
+    An infrared restoration is scored as :meth:`lure.inference.Fuser.restore` returns it: the
+    luminance of the decoded RGB (the target is grey, repeated to 3 channels)."""
     model.eval()
     scores: dict[str, list[float]] = defaultdict(list)
     cosines = []
@@ -27,6 +31,8 @@ def stage1_validation(model: LURE, samples: list[dict], bank: TextBank, device: 
         lq, hq = to_tensor(sample["lq"]).to(device), to_tensor(sample["hq"]).to(device)
         text_t, text_pd = bank.first(task, modality).to(device), bank.first("pd", modality).to(device)
         restored = model.restore(lq, text_t, modality)
+        if modality == INFRARED:
+            restored = luminance(restored).expand_as(restored)
         scores[f"psnr_{task}"].append(psnr(restored, hq))
         scores[f"psnr_input_{task}"].append(psnr(lq, hq))
         lq_p, _ = pad_to_multiple(lq, model.config.size_multiple)
