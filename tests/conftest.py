@@ -34,3 +34,11 @@ def pytest_configure(config):
     from lure.runtime import retain_freed_memory
 
     retain_freed_memory()
+
+
+def pytest_unconfigure(config):
+    # Prefect stops its temporary API server at interpreter exit and logs that to a console
+    # stream pytest has already closed; without this, logging prints a spurious traceback.
+    import logging
+
+    logging.raiseExceptions = False
