@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lure.checkpoint import save_checkpoint
 from lure.config import load_params
 from lure.evaluation.baselines import DEGRADED_METHODS, VANILLA_METHODS, pixel_average, pixel_max, run_method
 from lure.evaluation.grid import LABEL_HEIGHT, PAD, TITLE_HEIGHT, make_grid
@@ -18,32 +17,20 @@ from lure.evaluation.runner import evaluate, evaluation_params, slug
 from lure.evaluation.tables import format_csv, format_markdown, mean_rows
 from lure.inference import Fuser
 from lure.metrics import METRIC_NAMES
-from tests.model_helpers import seeded_demo_model
+from tests.model_helpers import save_seeded_demo_checkpoint, write_roadscene_crops
 
 TASKS = ["ll", "oe+lc"]
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "demo.pt"
-    save_checkpoint(path, seeded_demo_model(), "demo")
-    return path
+    return save_seeded_demo_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")
 def pair_folder(shared_data, tmp_path_factory):
     """Three RoadScene pairs, centre-cropped to 128 x 192 (NIQE needs 96 x 192), as ir/ and vi/ PNGs."""
-    root = tmp_path_factory.mktemp("roadscene3")
-    (root / "ir").mkdir()
-    (root / "vi").mkdir()
-    for name in sorted(p.name for p in (shared_data / "roadscene" / "ir").iterdir())[:3]:
-        ir = Image.open(shared_data / "roadscene" / "ir" / name).convert("L")
-        vi = Image.open(shared_data / "roadscene" / "vi" / name).convert("RGB")
-        w, h = ir.size
-        box = ((w - 192) // 2, (h - 128) // 2, (w - 192) // 2 + 192, (h - 128) // 2 + 128)
-        ir.crop(box).save(root / "ir" / f"{name[:-4]}.png")
-        vi.crop(box).save(root / "vi" / f"{name[:-4]}.png")
-    return root
+    return write_roadscene_crops(shared_data, tmp_path_factory.mktemp("roadscene3"), 128, 192)
 
 
 @pytest.fixture(scope="module")

@@ -11,34 +11,20 @@ import tifffile
 from PIL import Image
 
 from lure import inference
-from lure.checkpoint import save_checkpoint
 from lure.cli import main
 from lure.fuse_cli import write_image_atomic
-from tests.model_helpers import seeded_demo_model
+from tests.model_helpers import save_seeded_demo_checkpoint, write_roadscene_crops
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "demo.pt"
-    save_checkpoint(path, seeded_demo_model(), "demo")
-    return path
+    return save_seeded_demo_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")
 def pairs(shared_data, tmp_path_factory):
     """Three RoadScene pairs cropped to 96 x 128, written as PNG into ir/ and vi/ folders."""
-    root = tmp_path_factory.mktemp("pairs")
-    (root / "ir").mkdir()
-    (root / "vi").mkdir()
-    names = sorted(p.name for p in (shared_data / "roadscene" / "ir").iterdir())[:3]
-    for name in names:
-        ir = Image.open(shared_data / "roadscene" / "ir" / name).convert("L")
-        vi = Image.open(shared_data / "roadscene" / "vi" / name).convert("RGB")
-        w, h = ir.size
-        box = ((w - 128) // 2, (h - 96) // 2, (w - 128) // 2 + 128, (h - 96) // 2 + 96)
-        ir.crop(box).save(root / "ir" / f"{name[:-4]}.png")
-        vi.crop(box).save(root / "vi" / f"{name[:-4]}.png")
-    return root
+    return write_roadscene_crops(shared_data, tmp_path_factory.mktemp("pairs"), 96, 128)
 
 
 def leftovers(folder):

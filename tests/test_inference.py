@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-from lure.checkpoint import save_checkpoint
 from lure.color import rgb_to_ycbcr
 from lure.inference import (
     Fuser,
@@ -20,14 +19,12 @@ from lure.inference import (
     visible_tensor,
 )
 from lure.instructions import TaskPlan
-from tests.model_helpers import seeded_demo_model
+from tests.model_helpers import save_seeded_demo_checkpoint
 
 
 @pytest.fixture(scope="module")
 def fuser(tmp_path_factory) -> Fuser:
-    path = tmp_path_factory.mktemp("ckpt") / "demo.pt"
-    save_checkpoint(path, seeded_demo_model(), "demo")
-    return Fuser.from_checkpoint(path, device="cpu")
+    return Fuser.from_checkpoint(save_seeded_demo_checkpoint(tmp_path_factory.mktemp("ckpt")), device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -129,6 +129,27 @@ def pair_by_stem(
     return pairs
 
 
+def add_fusion_pairs(
+    out: ParsedSource,
+    split: str,
+    ir_dir: Path,
+    vi_dir: Path,
+    source: str,
+    key_prefix: tuple[str, ...],
+    labels: tuple[str, str] = ("ir", "vi"),
+    name_prefix: str = "",
+    extra: Callable[[str], dict] | None = None,
+) -> None:
+    """Add to ``out`` one fusion record per infrared/visible pair with equal file stems in
+    ``ir_dir`` and ``vi_dir`` (unpaired and stray files go to ``out.skipped``). Keys are
+    ``make_key(*key_prefix, stem)``, original names ``name_prefix + <infrared file name>``;
+    ``extra(stem)`` gives a record's extra fields; ``labels`` name the folders in messages."""
+    ir, vi = list_images(ir_dir, out.skipped), list_images(vi_dir, out.skipped)
+    for stem, ir_path, vi_path in pair_by_stem(ir, vi, out.skipped, labels):
+        out.add_fusion(split, FusionRecord(make_key(*key_prefix, stem), ir_path, vi_path, source,
+                                           f"{name_prefix}{ir_path.name}", extra(stem) if extra else {}))
+
+
 def find_dir(root: Path, *names: str, depth: int = 3) -> Path | None:
     """The first directory under ``root`` (itself included, breadth-first, ``depth`` levels) that
     contains all ``names`` (case-insensitive) — archives often add a top-level folder."""

@@ -9,14 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    FusionRecord,
     ParsedSource,
     SourceLayoutError,
+    add_fusion_pairs,
     child_dir,
     files_fingerprint,
-    list_images,
-    make_key,
-    pair_by_stem,
     record_paths,
 )
 
@@ -36,8 +33,6 @@ def parse(root: str | Path | None = None, split: str = "test", splits: dict[str,
         ir_dir, vi_dir = child_dir(folder, "ir"), child_dir(folder, "vi")
         if ir_dir is None or vi_dir is None:
             raise SourceLayoutError(f"folder source: {folder} must contain ir/ and vi/ sub-folders (same file names)")
-        ir, vi = list_images(ir_dir, out.skipped), list_images(vi_dir, out.skipped)
-        for stem, ir_path, vi_path in pair_by_stem(ir, vi, out.skipped, ("ir", "vi")):
-            out.add_fusion(split_name, FusionRecord(make_key(name, stem), ir_path, vi_path, name, ir_path.name))
+        add_fusion_pairs(out, split_name, ir_dir, vi_dir, name, (name,))
     out.fingerprint = files_fingerprint(record_paths(out), f"folder:{name}:{sorted(splits)}")
     return out

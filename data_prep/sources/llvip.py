@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    FusionRecord,
     ParsedSource,
+    add_fusion_pairs,
     child_dir,
     files_fingerprint,
-    list_images,
-    make_key,
-    pair_by_stem,
     record_paths,
     require_dir,
 )
@@ -28,8 +25,6 @@ def parse(root: str | Path, **_: object) -> ParsedSource:
         if ir_dir is None or vi_dir is None:
             out.skipped.append(f"{base}: no infrared/{split} or visible/{split}, split skipped")
             continue
-        ir, vi = list_images(ir_dir, out.skipped), list_images(vi_dir, out.skipped)
-        for stem, ir_path, vi_path in pair_by_stem(ir, vi, out.skipped, ("infrared", "visible")):
-            out.add_fusion(split, FusionRecord(make_key("llvip", split, stem), ir_path, vi_path, "llvip", f"{split}/{ir_path.name}"))
+        add_fusion_pairs(out, split, ir_dir, vi_dir, "llvip", ("llvip", split), ("infrared", "visible"), f"{split}/")
     out.fingerprint = files_fingerprint(record_paths(out), "llvip")
     return out

@@ -5,14 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import (
-    FusionRecord,
     ParsedSource,
     SourceLayoutError,
+    add_fusion_pairs,
     child_dir,
     files_fingerprint,
-    list_images,
-    make_key,
-    pair_by_stem,
     record_paths,
 )
 
@@ -33,10 +30,13 @@ def parse(root: str | Path, **_: object) -> ParsedSource:
         if sub is None or child_dir(sub, "ir") is None:
             out.skipped.append(f"{base}: no {split}/ir, split skipped")
             continue
-        ir, vi = list_images(child_dir(sub, "ir"), out.skipped), list_images(child_dir(sub, "vi") or sub / "vi", out.skipped)
-        for stem, ir_path, vi_path in pair_by_stem(ir, vi, out.skipped, ("ir", "vi")):
-            daytime = {"D": "day", "N": "night"}.get(stem[-1:], "")
-            out.add_fusion(split, FusionRecord(make_key("msrs", split, stem), ir_path, vi_path, "msrs",
-                                               f"{split}/{ir_path.name}", {"time": daytime} if daytime else {}))
+        add_fusion_pairs(out, split, child_dir(sub, "ir"), child_dir(sub, "vi") or sub / "vi", "msrs", ("msrs", split),
+                         name_prefix=f"{split}/", extra=_daytime)
     out.fingerprint = files_fingerprint(record_paths(out), "msrs")
     return out
+
+
+def _daytime(stem: str) -> dict:
+    """MSRS names end in ``D`` (day) or ``N`` (night)."""
+    daytime = {"D": "day", "N": "night"}.get(stem[-1:], "")
+    return {"time": daytime} if daytime else {}
