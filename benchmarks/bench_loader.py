@@ -8,7 +8,6 @@ Usage: ``python benchmarks/bench_loader.py [--pairs 64] [--batches 12]``; writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
@@ -27,6 +26,7 @@ from data_prep.sources import demo  # noqa: E402
 from data_prep.sources.base import load_image  # noqa: E402
 from lure.data.augment import apply_pair, paired_crop_flip  # noqa: E402
 from lure.data.loaders import decode_png, fusion_loader, shard_urls, to_grey, to_rgb, to_tensor  # noqa: E402
+from lure.evaluation.io import atomic_write_json  # noqa: E402
 from lure.tasks import INFRARED, VISIBLE  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "loader.json"
@@ -94,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             results["samples_per_s"][f"workers_{workers}"] = {"shards": round(shard_rate, 1),
                                                               "loose_files": round(loose_rate, 1)}
             print(f"workers={workers}: shards {shard_rate:.1f} samples/s, loose files {loose_rate:.1f} samples/s")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = RESULTS.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(results, indent=2))
-    os.replace(tmp_out, RESULTS)
+    atomic_write_json(RESULTS, results)
     print(f"wrote {RESULTS}")
     return 0
 

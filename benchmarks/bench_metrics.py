@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from lure.evaluation.io import atomic_write_json
 from lure.metrics import niqe as niqe_module
 from lure.metrics import reference as ref
 from lure.paths import REPO_ROOT, shared_data_dir
@@ -86,19 +86,6 @@ def time_call(fn: Callable[[], object], runs: int) -> dict[str, float]:
     }
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="timed repetitions per measurement")
@@ -136,7 +123,7 @@ def main() -> None:
     else:
         results["niqe_640x480"] = "skipped: niqe_pris_params.npz not found in ../shared/data/niqe"
 
-    write_json_atomic(args.out, results)
+    atomic_write_json(args.out, results)
     print(json.dumps({k: results[k] for k in ("image", "fusion_metrics_all13", "niqe_640x480")}, indent=2))
     print(f"wrote {args.out}")
 

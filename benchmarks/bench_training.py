@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from lure.config import load_params, model_config
+from lure.evaluation.io import atomic_write_json
 from lure.models import LURE
 from lure.runtime import retain_freed_memory
 from lure.training.objectives import Stage1Objective, Stage2Objective
@@ -75,12 +76,9 @@ def main() -> None:
             row = throughput(profile, stage, batch, args.crop, steps)
             print(json.dumps(row))
             rows.append(row)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"machine": {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
-                                           "platform": platform.platform(), "torch": torch.__version__},
-                               "results": rows}, indent=2))
-    os.replace(tmp, OUT)
+    atomic_write_json(OUT, {"machine": {"cpu_count": os.cpu_count(), "threads": torch.get_num_threads(),
+                                        "platform": platform.platform(), "torch": torch.__version__},
+                            "results": rows})
     print(f"wrote {OUT}")
 
 

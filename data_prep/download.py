@@ -23,7 +23,6 @@ of :mod:`data_prep.sources`), ``root`` (sub-folder of the extracted tree handed 
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import os
@@ -38,6 +37,8 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 from tqdm import tqdm
+
+from lure.fileio import sha256_file
 
 REGISTRY_PATH = Path(__file__).with_name("registry.yaml")
 ARCHIVE_TYPES = ("zip", "tar", "tar.gz", "tgz", "tar.xz", "none")
@@ -73,15 +74,6 @@ def load_registry(path: str | Path | None = None) -> dict[str, dict]:
         if not entry.get("manual") and not entry.get("url"):
             raise ValueError(f"{path}: source {sid!r} needs a 'url' or 'manual: true'")
     return sources
-
-
-def sha256_file(path: str | Path) -> str:
-    """sha256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def is_network_error(exc: BaseException) -> bool:

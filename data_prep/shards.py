@@ -32,7 +32,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import tarfile
 import time
 from collections import Counter
@@ -43,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from data_prep.sources.base import FusionRecord, Stage1Record, as_modality, load_image
+from lure.fileio import atomic_open, atomic_write_bytes, sha256_file
 from lure.tasks import INFRARED, MODALITY_NAMES, VISIBLE
 
 FORMAT_VERSION = 1
@@ -96,24 +96,6 @@ def fusion_sample(record: FusionRecord) -> dict[str, bytes]:
     return members
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 hex digest of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_shard(path: str | Path, samples: Sequence[tuple[str, dict[str, bytes]]]) -> dict:
     """Write ``samples`` (``(key, {member: bytes})``) as one tar at ``path``, atomically.
 
@@ -121,31 +103,19 @@ def write_shard(path: str | Path, samples: Sequence[tuple[str, dict[str, bytes]]
     given sample order and sorted member order, with mtime 0 and owner 0 (deterministic bytes).
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    h = hashlib.sha256()
-    try:
-        with open(tmp, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-                for key, members in samples:
-                    if "." in key or "/" in key:
-                        raise ValueError(f"sample key {key!r} must not contain '.' or '/'")
-                    for member in sorted(members):
-                        data = members[member]
-                        info = tarfile.TarInfo(f"{key}.{member}")
-                        info.size, info.mtime, info.mode = len(data), 0, 0o444
-                        info.uid = info.gid = 0
-                        info.uname = info.gname = ""
-                        tar.addfile(info, io.BytesIO(data))
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return {"name": path.name, "count": len(samples), "sha256": h.hexdigest(), "bytes": path.stat().st_size}
+    with atomic_open(path) as raw:
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for key, members in samples:
+                if "." in key or "/" in key:
+                    raise ValueError(f"sample key {key!r} must not contain '.' or '/'")
+                for member in sorted(members):
+                    data = members[member]
+                    info = tarfile.TarInfo(f"{key}.{member}")
+                    info.size, info.mtime, info.mode = len(data), 0, 0o444
+                    info.uid = info.gid = 0
+                    info.uname = info.gname = ""
+                    tar.addfile(info, io.BytesIO(data))
+    return {"name": path.name, "count": len(samples), "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
 def plan_shards(n_records: int, samples_per_shard: int, min_shards: int = 1) -> list[tuple[int, int]]:
@@ -212,7 +182,7 @@ def split_is_current(split_dir: str | Path, input_hash: str, verify: bool = Fals
             path = split_dir / shard["name"]
             if not path.is_file() or path.stat().st_size != shard["bytes"]:
                 return False
-            if verify and file_sha256(path) != shard["sha256"]:
+            if verify and sha256_file(path) != shard["sha256"]:
                 return False
     return True
 
@@ -235,7 +205,7 @@ def write_manifest(split_dir: str | Path, *, dataset: str, split: str, input_has
     manifest["source_versions"] = source_versions
     manifest["generation"] = generation
     manifest["skipped"] = {"count": len(skipped or []), "examples": list(skipped or [])[:50]}
-    _atomic_write_bytes(split_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+    atomic_write_bytes(split_dir / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
     listed = {e["name"] for kind in KINDS for e in manifest[kind]["shards"]}
     for path in split_dir.iterdir():
         stale_shard = path.suffix == ".tar" and path.name.split("-")[0] in KINDS and path.name not in listed

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from lure.fileio import atomic_open
 from lure.models import LURE, LUREConfig
 
 FORMAT = "lure-checkpoint-1"
@@ -17,18 +17,8 @@ RESUME_FORMAT = "lure-resume-1"  # training state written by lure.training.train
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
     """``torch.save`` to a temporary file in the target folder, then rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as handle:
+        torch.save(obj, handle)
 
 
 def save_checkpoint(path: str | os.PathLike, model: LURE, profile: str, **extra: Any) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lure.evaluation.io import atomic_write_bytes
+from lure.fileio import atomic_write_bytes
 from lure.tasks import INFRARED, MODALITY_TASKS, VISIBLE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")

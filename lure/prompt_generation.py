@@ -29,7 +29,6 @@ import math
 import os
 import random
 import re
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -37,6 +36,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from lure.fileio import atomic_write_text, sha256_file
 from lure.instructions import InstructionError, analyse
 from lure.task_texts import SEEDS_PATH, load_seeds, load_task_texts
 from lure.tasks import MODALITY_IDS, TASKS
@@ -123,14 +123,6 @@ def resolve_model_path(model: str | os.PathLike | None) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"prompts.model: GGUF file {path} not found")
     return path
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_model(path: str | os.PathLike, n_threads: int = 1, n_ctx: int = 512):
@@ -321,24 +313,12 @@ def write_output(doc: Mapping[str, Any], out: str | os.PathLike) -> Path:
     parameters); ``seeds_sha256``; ``texts`` {key: {``train``: [...], ``heldout``: [...]}};
     ``stats`` {key: {``candidates``, ``kept``, ``rejected``: {reason: n}}}.
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     public = {k: v for k, v in doc.items() if not k.startswith("_")}
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(public, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return out
+    return atomic_write_text(out, json.dumps(public, indent=2, ensure_ascii=False) + "\n")
 
 
 __all__ = [
     "DEFAULT_MODEL_FILE", "GenerationParams", "build_messages", "default_model_path", "generate_for_key",
     "generate_task_texts", "judge_candidate", "key_target", "load_model", "load_task_texts", "normalise",
-    "paraphrase", "reads_as", "resolve_model_path", "sha256_file", "split_texts", "write_output",
+    "paraphrase", "reads_as", "resolve_model_path", "split_texts", "write_output",
 ]

@@ -7,13 +7,13 @@ from dataclasses import asdict
 
 import pytest
 
+from lure.fileio import sha256_file
 from lure.prompt_generation import (
     GenerationParams,
     generate_for_key,
     judge_candidate,
     normalise,
     reads_as,
-    sha256_file,
     split_texts,
     write_output,
 )

@@ -1,7 +1,9 @@
-"""retain_freed_memory: large freed blocks are reused instead of faulted in again."""
+"""Process and file helpers: retain_freed_memory reuses large freed blocks instead of faulting
+them in again; atomic writes never leave half a file."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -39,3 +41,20 @@ def test_freed_blocks_are_reused():
     # transparent huge pages (16,384 with 4 KiB pages)
     assert faults_default >= 20 * 32
     assert faults_retained < faults_default / 20
+
+
+def test_atomic_open_keeps_the_old_file_when_the_write_fails(tmp_path):
+    from lure.fileio import atomic_open, atomic_write_text, sha256_file
+
+    target = atomic_write_text(tmp_path / "sub" / "out.txt", "old\n")
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_open(target) as handle:
+            handle.write(b"half of the new")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]  # no temporary left
+    with atomic_open(target, "w") as handle:
+        handle.write("new ✓\n")
+    assert target.read_text(encoding="utf-8") == "new ✓\n"
+    assert oct(target.stat().st_mode & 0o777) != oct(0o600)  # not mkstemp's private mode
+    assert sha256_file(target, chunk=3) == hashlib.sha256("new ✓\n".encode()).hexdigest()

@@ -25,6 +25,7 @@ from lure.data.loaders import (
     shard_urls,
     stage1_loader,
 )
+from lure.fileio import sha256_file
 from lure.tasks import INFRARED, VISIBLE
 from tests.data_fixtures import trees
 
@@ -69,7 +70,7 @@ def test_manifest_counts_and_hashes(demo_shards):
     assert len(manifest["stage1"]["shards"]) == 3 and len(manifest["fusion"]["shards"]) == 2  # 48/16; min 2
     for kind in ("stage1", "fusion"):
         for entry in manifest[kind]["shards"]:
-            assert shards.file_sha256(split / entry["name"]) == entry["sha256"]
+            assert sha256_file(split / entry["name"]) == entry["sha256"]
     assert manifest["source_versions"]["parser"] == demo_source.VERSION
     assert manifest["generation"]["seed"] == 0 and not list(split.glob("*.tmp"))
     assert sorted(p.name for p in split.iterdir()) == ["fusion-000000.tar", "fusion-000001.tar", "manifest.json",

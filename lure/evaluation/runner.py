@@ -50,8 +50,9 @@ from lure.evaluation.baselines import (
     run_method,
 )
 from lure.evaluation.grid import save_grid
-from lure.evaluation.io import atomic_write_json, atomic_write_png, atomic_write_text
+from lure.evaluation.io import atomic_write_json, atomic_write_png
 from lure.evaluation.tables import format_markdown, mean_rows, write_table
+from lure.fileio import atomic_write_text
 from lure.paths import REPO_ROOT
 from lure.tasks import DEGRADED_EVAL_TASKS
 

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from lure.evaluation.io import atomic_write_text
+from lure.fileio import atomic_write_text
 
 __all__ = ["LOWER_IS_BETTER", "format_markdown", "format_csv", "mean_rows", "write_table"]
 

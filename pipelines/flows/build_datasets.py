@@ -52,7 +52,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,6 +65,7 @@ from data_prep import derived as derived_sets
 from data_prep import shards as shard_io
 from data_prep.download import ManualDownloadRequired, ensure_source, is_network_error, load_registry
 from data_prep.sources import ParsedSource, get_parser
+from lure.fileio import atomic_write_text, sha256_file
 from lure.paths import REPO_ROOT, shared_data_dir
 
 DEMO_CONFIG: dict[str, Any] = {
@@ -261,7 +261,7 @@ def build_split(out_dir: Path, dataset: str, split: str, parsed: ParsedSource, c
                                                           leave=False):
         entry = future.result()
         path = split_dir / entry["name"]
-        if not path.is_file() or shard_io.file_sha256(path) != entry["sha256"]:  # cached entry, file gone/changed
+        if not path.is_file() or sha256_file(path) != entry["sha256"]:  # cached entry, file gone/changed
             entry = write_shard_task.with_options(refresh_cache=True)(str(split_dir), kind, index, Opaque(recs), shard_hash)
         entries[kind].append(entry)
     shard_io.write_manifest(split_dir, dataset=dataset, split=split, input_hash=input_hash, shards=entries,
@@ -323,11 +323,7 @@ def _build_all(config: dict, out_dir: str) -> dict:
         summary[name] = {}
         for split in source.splits():
             summary[name][split] = build_split(out, name, split, source, config, versions.get(name))
-    shards_dir = out / "shards"
-    shards_dir.mkdir(parents=True, exist_ok=True)
-    tmp = shards_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2, sort_keys=True))
-    os.replace(tmp, shards_dir / "summary.json")
+    atomic_write_text(out / "shards" / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
     if manual:
         raise ManualDownloadRequired("\n".join(manual))
     return summary
