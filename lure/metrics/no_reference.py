@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lure.metrics.reference import check_rgb_uint8
+
 __all__ = ["DEFAULT_NR_METRICS", "no_reference_metrics", "pyiqa_cache_dir"]
 
 LOG = logging.getLogger(__name__)
@@ -105,17 +107,6 @@ def _offline_guard() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _check_image(image_rgb_uint8: np.ndarray) -> None:
-    if not isinstance(image_rgb_uint8, np.ndarray):
-        raise ValueError(f"image_rgb_uint8: expected a numpy array, got {type(image_rgb_uint8).__name__}")
-    if image_rgb_uint8.ndim != 3 or image_rgb_uint8.shape[2] != 3:
-        raise ValueError(f"image_rgb_uint8: expected H x W x 3 RGB, got shape {image_rgb_uint8.shape}")
-    if image_rgb_uint8.dtype != np.uint8:
-        raise ValueError(f"image_rgb_uint8: expected dtype uint8, got {image_rgb_uint8.dtype}")
-    if image_rgb_uint8.size == 0:
-        raise ValueError("image_rgb_uint8: image is empty")
-
-
 def no_reference_metrics(
     image_rgb_uint8: np.ndarray,
     names: Sequence[str] = DEFAULT_NR_METRICS,
@@ -139,7 +130,7 @@ def no_reference_metrics(
     Raises:
         ValueError: the image is not a non-empty H x W x 3 uint8 array.
     """
-    _check_image(image_rgb_uint8)
+    check_rgb_uint8("image_rgb_uint8", image_rgb_uint8)
     names = tuple(names)
     results: dict[str, float | None] = {name: None for name in names}
     skip: dict[str, str] = {}

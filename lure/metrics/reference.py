@@ -95,6 +95,18 @@ def _check_grey(name: str, image: np.ndarray) -> None:
         raise ValueError(f"{name}: image is empty (shape {image.shape})")
 
 
+def check_rgb_uint8(name: str, image: np.ndarray) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``image`` is a non-empty ``H x W x 3`` uint8 array."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"{name}: expected an H x W x 3 RGB image, got shape {image.shape}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"{name}: expected dtype uint8, got {image.dtype}")
+    if image.size == 0:
+        raise ValueError(f"{name}: image is empty (shape {image.shape})")
+
+
 def _check_triple(fused: np.ndarray, ir: np.ndarray, vi: np.ndarray) -> None:
     _check_grey("fused", fused)
     _check_grey("ir", ir)
@@ -125,14 +137,7 @@ def rgb2gray_matlab(rgb: np.ndarray) -> np.ndarray:
     and rounded half away from zero, as MATLAB's conversion to uint8 does (not numpy's
     round-half-to-even).
     """
-    if not isinstance(rgb, np.ndarray):
-        raise ValueError(f"rgb: expected a numpy array, got {type(rgb).__name__}")
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"rgb: expected an H x W x 3 RGB image, got shape {rgb.shape}")
-    if rgb.dtype != np.uint8:
-        raise ValueError(f"rgb: expected dtype uint8, got {rgb.dtype}")
-    if rgb.size == 0:
-        raise ValueError(f"rgb: image is empty (shape {rgb.shape})")
+    check_rgb_uint8("rgb", rgb)
     channels = rgb.astype(np.float64)
     cr, cg, cb = _RGB2GRAY_COEFFS
     grey = channels[..., 0] * cr + channels[..., 1] * cg + channels[..., 2] * cb
