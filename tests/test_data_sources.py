@@ -155,6 +155,26 @@ def test_demo_source_is_seeded_and_structured():
     grey_vi = vi_a.mean(axis=2)
     corr = np.corrcoef(grey_vi.ravel(), ir_a.ravel())[0, 1]
     assert abs(corr) < 0.9
-    # infrared has less fine detail than visible (rendered at lower resolution)
+    # infrared has less fine detail than visible (a smooth, texture-free temperature field)
     hf = lambda x: np.abs(np.diff(x, axis=1)).mean()  # noqa: E731
     assert hf(ir_a.astype(float)) < hf(grey_vi)
+
+
+def test_demo_infrared_sensor_noise_follows_its_parameters():
+    clean = demo_source.render_scene(5, ir_noise=0.0, ir_stripe_noise=0.0)[0].astype(float) / 255
+    noisy = demo_source.render_scene(5, ir_noise=0.006, ir_stripe_noise=0.004)[0].astype(float) / 255
+    noise = noisy - clean
+    stripes = noise.mean(axis=0)  # one fixed-pattern offset per column (+ the mean of 128 draws)
+    assert 0.0025 < stripes.std() < 0.0055
+    assert 0.0045 < (noise - stripes).std() < 0.0075
+    # the visible image does not depend on the infrared noise
+    assert np.array_equal(demo_source.render_scene(5, ir_noise=0.0)[1], demo_source.render_scene(5)[1])
+    # lower resolution infrared (ir_scale 2) loses fine detail: bicubic x4 recovers more of it
+    from data_prep.degradations import degrade
+
+    def sr4_psnr(ir: np.ndarray) -> float:
+        return 10 * np.log10(255.0**2 / np.mean((degrade(ir, "sr4", 0).astype(float) - ir) ** 2))
+
+    sharp = demo_source.render_scene(5, ir_noise=0.0, ir_stripe_noise=0.0)[0]
+    soft = demo_source.render_scene(5, ir_scale=2, ir_noise=0.0, ir_stripe_noise=0.0)[0]
+    assert sr4_psnr(sharp) + 1.0 < sr4_psnr(soft)

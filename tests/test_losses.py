@@ -83,3 +83,38 @@ def test_perceptual_loss_needs_the_vgg_file_and_works_with_one(tmp_path):
     vi, ir = torch.rand(1, 3, 32, 32, generator=g), torch.rand(1, 3, 32, 32, generator=g)
     assert float(perceptual_loss(vgg, vi, vi, vi)) == pytest.approx(0.0, abs=1e-7)
     assert float(perceptual_loss(vgg, vi, vi, ir)) > 0.0
+
+
+def test_stage1_objective_single_pass_equals_the_two_separate_passes():
+    """The objective runs x and y through the network as one 2B batch; that must give exactly the
+    loss of DESIGN.md §3 written out with separate passes (no layer may mix samples)."""
+    from lure.models import to_network_channels
+    from lure.tasks import TASK_CLASS
+    from lure.training.objectives import Stage1Objective
+    from tests.model_helpers import seeded_demo_model
+
+    model = seeded_demo_model(3)
+    objective = Stage1Objective(model, task_gradient_weight=2.0, unified_weight=0.25, recon_weight=1.0,
+                                text_weight=0.05)
+    g = torch.Generator().manual_seed(0)
+    lq, hq = torch.rand(3, 3, 32, 32, generator=g), torch.rand(3, 3, 32, 32, generator=g)
+    modality = torch.tensor([0, 1, 1])
+    text_t, text_pd = torch.randn(3, 384, generator=g), torch.randn(3, 384, generator=g)
+    task_class = torch.tensor([TASK_CLASS["ll"], TASK_CLASS["sr4"], TASK_CLASS["lc"]])
+    total, parts = objective(lq, hq, modality, text_t, text_pd, task_class)
+
+    c_t, c_pd = model.project_text(text_t), model.project_text(text_pd)
+    z = model.encode(to_network_channels(lq), c_t, modality)
+    z_pd = model.encode(to_network_channels(hq), c_pd, modality)
+    expected = {
+        "task": task_loss(model.decode(z), hq, 2.0),
+        "recon": F.l1_loss(model.decode(z_pd), hq),
+        "unified": unified_loss(z, z_pd, "cosine"),
+        "text": F.cross_entropy(model.classify_text(torch.cat([c_t, c_pd])),
+                                torch.cat([task_class, torch.full_like(task_class, TASK_CLASS["pd"])])),
+    }
+    for name, value in expected.items():
+        torch.testing.assert_close(parts[name], value.detach(), rtol=1e-4, atol=1e-6)
+    weighted = expected["task"] + 0.25 * expected["unified"] + expected["recon"] + 0.05 * expected["text"]
+    torch.testing.assert_close(total.detach(), weighted.detach(), rtol=1e-4, atol=1e-6)
+    assert parts["task"] > 0 and parts["unified"] > 0

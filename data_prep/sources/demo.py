@@ -10,8 +10,10 @@ Each scene (``height x width``, default 128 x 160) has
   independently: hot people may be camouflaged in the visible image (colour close to the
   background) and bright-coloured objects may be cold — so each modality carries something the
   other lacks, which is what a fusion network must learn to combine;
-* an infrared image rendered at ``1/ir_scale`` of the resolution, blurred, upsampled back to the
-  visible size (aligned), plus sensor noise (Gaussian + fixed-pattern column stripes);
+* an infrared image rendered at ``1/ir_scale`` of the resolution (default 1: full resolution),
+  blurred by the optics, upsampled back to the visible size when ``ir_scale > 1`` (aligned), plus
+  sensor noise: Gaussian (``ir_noise``) and fixed-pattern column stripes (``ir_stripe_noise``),
+  standard deviations on the [0, 1] scale;
 * a visible image with mild optical blur and noise.
 
 Splits ``train`` and ``test`` use disjoint seeds. Fusion pairs are the clean scenes; stage-1
@@ -34,8 +36,9 @@ from lure.tasks import INFRARED, MODALITY_TASKS, VISIBLE
 
 from .base import FusionRecord, ParsedSource, Stage1Record
 
-VERSION = "demo-v1"
-DEFAULTS = {"train": 48, "test": 8, "height": 128, "width": 160, "ir_scale": 2, "seed": 0}
+VERSION = "demo-v2"  # v2: infrared rendered at full resolution with less sensor noise, so SR has detail to restore
+DEFAULTS = {"train": 48, "test": 8, "height": 128, "width": 160, "ir_scale": 1, "ir_noise": 0.006,
+            "ir_stripe_noise": 0.004, "seed": 0}
 
 
 def _value_noise(rng: np.random.Generator, h: int, w: int, octaves: int = 4, base: int = 4) -> np.ndarray:
@@ -91,7 +94,9 @@ def _pattern(kind: str, rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray
     return np.full(yy.shape, 0.5)
 
 
-def render_scene(seed: int, height: int = 128, width: int = 160, ir_scale: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(seed: int, height: int = DEFAULTS["height"], width: int = DEFAULTS["width"],
+                 ir_scale: int = DEFAULTS["ir_scale"], ir_noise: float = DEFAULTS["ir_noise"],
+                 ir_stripe_noise: float = DEFAULTS["ir_stripe_noise"]) -> tuple[np.ndarray, np.ndarray]:
     """One aligned scene: ``(ir uint8 HxW, vi uint8 HxWx3 RGB)``, deterministic given ``seed``."""
     rng = np.random.default_rng(seed)
     h, w = height, width
@@ -155,7 +160,7 @@ def render_scene(seed: int, height: int = 128, width: int = 160, ir_scale: int =
     # infrared: optics blur at low resolution, upsample to the visible size, sensor noise
     ir = gaussian_filter(ir, sigma=0.6)
     ir = np.asarray(Image.fromarray(ir.astype(np.float32), mode="F").resize((w, h), Image.BICUBIC), dtype=np.float64)
-    ir = ir + rng.normal(0, 0.012, ir.shape) + rng.normal(0, 0.008, (1, w))
+    ir = ir + rng.normal(0, ir_noise, ir.shape) + rng.normal(0, ir_stripe_noise, (1, w))
     to8 = partial(np.clip, a_min=0, a_max=255)
     return (to8(np.round(ir * 255)).astype(np.uint8), to8(np.round(vi * 255)).astype(np.uint8))
 
@@ -167,6 +172,7 @@ def _scene_seed(seed: int, split: str, index: int) -> int:
 
 def parse(root: object = None, train: int = DEFAULTS["train"], test: int = DEFAULTS["test"],
           height: int = DEFAULTS["height"], width: int = DEFAULTS["width"], ir_scale: int = DEFAULTS["ir_scale"],
+          ir_noise: float = DEFAULTS["ir_noise"], ir_stripe_noise: float = DEFAULTS["ir_stripe_noise"],
           seed: int = DEFAULTS["seed"], tasks: dict[str, list[str]] | None = None, **_: object) -> ParsedSource:
     """Generate the demo: ``train`` and ``test`` scenes; images are produced lazily (and cached per scene).
 
@@ -174,7 +180,8 @@ def parse(root: object = None, train: int = DEFAULTS["train"], test: int = DEFAU
     """
     vis_tasks = list((tasks or {}).get("visible", MODALITY_TASKS[VISIBLE]))
     ir_tasks = list((tasks or {}).get("infrared", MODALITY_TASKS[INFRARED]))
-    params = {"train": train, "test": test, "height": height, "width": width, "ir_scale": ir_scale, "seed": seed,
+    params = {"train": train, "test": test, "height": height, "width": width, "ir_scale": ir_scale,
+              "ir_noise": ir_noise, "ir_stripe_noise": ir_stripe_noise, "seed": seed,
               "visible": vis_tasks, "infrared": ir_tasks, "version": VERSION}
     out = ParsedSource(version=VERSION, fingerprint=hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest())
     cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -183,7 +190,7 @@ def parse(root: object = None, train: int = DEFAULTS["train"], test: int = DEFAU
         if s not in cache:
             if len(cache) > 64:
                 cache.clear()
-            cache[s] = render_scene(s, height, width, ir_scale)
+            cache[s] = render_scene(s, height, width, ir_scale, ir_noise, ir_stripe_noise)
         return cache[s]
 
     def image(s: int, modality: int) -> np.ndarray:
