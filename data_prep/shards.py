@@ -33,7 +33,6 @@ import io
 import json
 import math
 import tarfile
-import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -193,8 +192,9 @@ def write_manifest(split_dir: str | Path, *, dataset: str, split: str, input_has
     """Write ``manifest.json`` atomically, then delete shards and temporary files of this split
     that it does not list (left by an earlier, larger or interrupted build). Returns the manifest."""
     split_dir = Path(split_dir)
-    manifest: dict = {"format": FORMAT_VERSION, "dataset": dataset, "split": split, "input_hash": input_hash,
-                      "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    # no timestamp: the same inputs give a byte-identical manifest, so DVC hashes data/shards the
+    # same on every machine
+    manifest: dict = {"format": FORMAT_VERSION, "dataset": dataset, "split": split, "input_hash": input_hash}
     for kind in KINDS:
         entries = sorted(shards.get(kind, []), key=lambda e: e["name"])
         per_task: Counter = Counter()

@@ -7,6 +7,7 @@ import http.server
 import json
 import os
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -79,10 +80,16 @@ def test_manifest_counts_and_hashes(demo_shards):
 
 def test_same_inputs_same_bytes_and_nothing_rewritten(demo_shards, tmp_path):
     parsed = demo_source.parse(train=6, test=2, seed=1)
+    time.sleep(1.05)  # a second later than the fixture's build: a wall-clock stamp would differ
     assert shards.write_parsed_split(tmp_path, "demo", "test", parsed, CONFIG)["rewritten"]
     ours = json.loads((tmp_path / "shards/demo/test/manifest.json").read_text())
     first = json.loads((demo_shards / "demo/test/manifest.json").read_text())
     assert [e["sha256"] for e in ours["stage1"]["shards"]] == [e["sha256"] for e in first["stage1"]["shards"]]
+    # every file, the manifest included, is byte-identical: DVC hashes the folder the same anywhere
+    names = sorted(p.name for p in (demo_shards / "demo/test").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "shards/demo/test").iterdir())
+    for name in names:
+        assert (tmp_path / "shards/demo/test" / name).read_bytes() == (demo_shards / "demo/test" / name).read_bytes()
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "shards/demo/test").iterdir()}
     assert not shards.write_parsed_split(tmp_path, "demo", "test", parsed, CONFIG)["rewritten"]
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "shards/demo/test").iterdir()}

@@ -42,7 +42,7 @@ def stage1_validation(model: LURE, samples: list[dict], bank: TextBank, device: 
         cosines.append(float(latent_similarity(z, z_pd, "cosine")))
     metrics = {k: float(np.mean(v)) for k, v in sorted(scores.items())}
     metrics["latent_cosine"] = float(np.mean(cosines)) if cosines else float("nan")
-    gains = [metrics[f"psnr_{t}"] - metrics[f"psnr_input_{t}"] for t in {s["task"] for s in samples} if t != "pd"]
+    gains = [metrics[f"psnr_{t}"] - metrics[f"psnr_input_{t}"] for t in sorted({s["task"] for s in samples}) if t != "pd"]
     if gains:
         metrics["psnr_gain_mean"] = float(np.mean(gains))
     return metrics
