@@ -91,6 +91,50 @@ def test_same_seed_same_metrics(demo_data, tmp_path):
     assert runs[0] == runs[1]
 
 
+def test_code_digest_follows_the_training_code_only(tmp_path):
+    import shutil
+
+    from lure.training.trainer import code_digest
+
+    package = Path(__file__).resolve().parents[1] / "lure"
+    copy_root = tmp_path / "lure"
+    shutil.copytree(package, copy_root, ignore=shutil.ignore_patterns("__pycache__"))
+    original = code_digest(copy_root)
+    assert original == code_digest()
+    (copy_root / "metrics" / "reference.py").write_text("# evaluation code does not change training\n")
+    assert code_digest(copy_root) == original
+    losses = copy_root / "training" / "losses.py"
+    losses.write_text(losses.read_text() + "\n# an edit\n")
+    assert code_digest(copy_root) != original
+
+
+def test_rerun_resumes_only_when_code_data_and_params_are_unchanged(demo_data, tmp_path, capsys):
+    """A finished stage rerun by DVC (because a dependency changed) must not resume its old state:
+    it would return the old weights as the new result."""
+    import shutil
+
+    params = tiny_params(**{"stage1.steps": 4})
+    outputs = StageOutputs.default("stage1", tmp_path / "run")
+    train("stage1", params, outputs, data_root=demo_data, progress=False)
+    first = read_checkpoint(outputs.model_path)["model"]
+    capsys.readouterr()
+    train("stage1", params, outputs, data_root=demo_data, progress=False)  # nothing changed
+    assert f"resuming from {outputs.resume_path} at step 4/4" in capsys.readouterr().out
+    resumed = read_checkpoint(outputs.model_path)["model"]
+    assert all(torch.equal(v, resumed[k]) for k, v in first.items())
+
+    changed = tmp_path / "data"
+    shutil.copytree(demo_data, changed)
+    other_scenes = get_parser("demo")(None, train=8, test=4, height=64, width=80, seed=7)
+    write_parsed_split(changed, "demo", "train", other_scenes, {"samples_per_shard": 64, "min_shards": 1})
+    train("stage1", params, outputs, data_root=changed, progress=False)
+    out = capsys.readouterr().out
+    assert "ignoring" in out and "resuming" not in out
+    retrained = read_checkpoint(outputs.model_path)
+    assert retrained["step"] == 4
+    assert not all(torch.equal(v, retrained["model"][k]) for k, v in first.items())  # new weights
+
+
 def test_single_stage_ablation_trains_fusion_in_stage1(demo_data, tmp_path):
     params = tiny_params(**{"stage1.steps": 3, "stage1.single_stage": True})
     metrics = train("stage1", params, StageOutputs.default("stage1", tmp_path), data_root=demo_data, progress=False)

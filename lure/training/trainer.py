@@ -93,11 +93,43 @@ class StopSignal:
             signal.signal(sig, handler)
 
 
-def fingerprint(params: dict[str, Any], stage: str) -> str:
-    """Hash of everything that defines a stage's run; a resume state with another hash is ignored."""
+#: The parts of the ``lure`` package whose source decides what a training run computes.
+TRAINING_CODE = ("models", "training", "data", "tasks.py", "text_backbone.py")
+
+
+def code_digest(package_root: str | Path | None = None) -> str:
+    """sha256 over the source files of :data:`TRAINING_CODE` (paths and bytes) under the ``lure``
+    package folder (default: this installation's)."""
+    root = Path(package_root) if package_root else Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in TRAINING_CODE:
+        path = root / name
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(root).as_posix().encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def fingerprint(params: dict[str, Any], stage: str, inputs: dict[str, str] | None = None) -> str:
+    """Hash of everything that defines a stage's run: its parameters and ``inputs`` (digests of the
+    code, data, task texts and, for stage 2, the stage-1 weights). A resume state with another hash
+    is ignored, so a rerun after any of them changed trains afresh instead of resuming."""
     keys = ["seed", "model", "stage1", "text_encoder"] + (["stage2"] if stage == "stage2" else [])
-    blob = json.dumps({k: params.get(k) for k in keys}, sort_keys=True, default=str)
+    blob = json.dumps({"params": {k: params.get(k) for k in keys}, "inputs": inputs or {}}, sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _sets_digest(sets: list[str], data_root: Path) -> str:
+    """sha256 of the named sets' shard manifests (which list every shard's sha256); literal URLs
+    enter by name."""
+    digest = hashlib.sha256()
+    for item in sets:
+        manifest = data_root / "shards" / item / "manifest.json"
+        digest.update(item.encode())
+        if manifest.is_file():
+            digest.update(manifest.read_bytes())
+    return digest.hexdigest()
 
 
 def cosine_with_warmup(total_steps: int, warmup: int, lr: float, lr_min: float):
@@ -154,15 +186,16 @@ class Trainer:
         self.single_stage = bool(params["stage1"].get("single_stage", False))
         self.data_root, self.progress = data_root, progress
         self.device = ctx.device
-        self.fingerprint = fingerprint(params, stage)
         _seed_everything(int(params["seed"]) + ctx.rank)
 
         from lure.text_backbone import load_sentence_encoder
 
         te = params.get("text_encoder", {})
         encoder = load_sentence_encoder(te.get("backbone"), max_length=int(te.get("max_length", 64)))
-        self.bank = TextBank(encoder, _task_texts("train"))
-        self.eval_bank = TextBank(encoder, _task_texts("heldout"))
+        train_texts, heldout_texts = _task_texts("train"), _task_texts("heldout")
+        self.bank = TextBank(encoder, train_texts)
+        self.eval_bank = TextBank(encoder, heldout_texts)
+        self.fingerprint = fingerprint(params, stage, self._input_digests(train_texts, heldout_texts))
         self.model = self._build_model().to(self.device)
         self.objectives = self._build_objectives()
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -179,6 +212,20 @@ class Trainer:
         self.wrapped = {k: DistributedDataParallel(v) if ctx.enabled else v for k, v in self.objectives.items()}
 
     # -- construction --------------------------------------------------------------------
+    def _input_digests(self, *texts: dict[str, list[str]]) -> dict[str, str]:
+        """Digests of what besides ``params`` decides the run (see :func:`fingerprint`)."""
+        from lure.fileio import sha256_file
+
+        sets = list(self.cfg["train_sets"]) + list(self.cfg["eval_sets"])
+        if self.stage == "stage1" and self.single_stage:
+            sets += list(self.params["stage2"]["train_sets"]) + list(self.params["stage2"]["eval_sets"])
+        inputs = {"code": code_digest(), "data": _sets_digest(sets, self.data_root),
+                  "texts": hashlib.sha256(json.dumps(texts, sort_keys=True).encode()).hexdigest()}
+        stage1_model = self.outputs.checkpoint_dir.parent / "stage1" / "model.pt"
+        if self.stage == "stage2" and stage1_model.is_file():
+            inputs["stage1_model"] = sha256_file(stage1_model)
+        return inputs
+
     def _build_model(self) -> LURE:
         config = model_config(self.params)
         if self.stage == "stage1":
@@ -214,7 +261,7 @@ class Trainer:
             return False
         state = read_checkpoint(path, map_location=self.device)
         if state.get("fingerprint") != self.fingerprint:
-            tqdm.write(f"[{self.stage}] ignoring {path}: it was written with other parameters")
+            tqdm.write(f"[{self.stage}] ignoring {path}: it was written with other parameters, code, data or texts")
             return False
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
