@@ -42,11 +42,10 @@ class Stage1Objective(nn.Module):
         latents = model.encode(images, c_both, torch.cat([modality, modality]))
         restored = model.decode(latents)  # (2B, 3, H, W): y_hat, then y_hat_pd
         z, z_pd = [lat[:n] for lat in latents], [lat[n:] for lat in latents]
-        c_t, c_pd = c_both[:n], c_both[n:]
         l_task = task_loss(restored[:n], hq, self.task_gradient_weight)
         l_recon = F.l1_loss(restored[n:], hq)
         l_unified = unified_loss(z, z_pd, self.unified_measure)
-        logits = model.classify_text(torch.cat([c_t, c_pd]))
+        logits = model.classify_text(c_both)  # c_t rows, then c_pd rows
         pd_class = torch.full_like(task_class, TASK_CLASS["pd"])
         l_text = F.cross_entropy(logits, torch.cat([task_class, pd_class]))
         total = l_task + self.unified_weight * l_unified + self.recon_weight * l_recon + self.text_weight * l_text

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from lure.checkpoint import RESUME_FORMAT, atomic_torch_save, load_model, read_checkpoint, save_checkpoint
 from lure.config import model_config
+from lure.fileio import sha256_file
 from lure.models import LURE
 from lure.tasks import TASK_CLASS
 from lure.training.distributed import DistContext, barrier, setup_distributed, teardown_distributed
@@ -64,6 +65,11 @@ class StageOutputs:
     @property
     def model_path(self) -> Path:
         return self.checkpoint_dir / "model.pt"
+
+    @property
+    def stage1_model_path(self) -> Path:
+        """The stage-1 weights stage 2 starts from (``checkpoints/stage1/model.pt`` beside this stage)."""
+        return self.checkpoint_dir.parent / "stage1" / "model.pt"
 
     @property
     def resume_path(self) -> Path:
@@ -214,16 +220,13 @@ class Trainer:
     # -- construction --------------------------------------------------------------------
     def _input_digests(self, *texts: dict[str, list[str]]) -> dict[str, str]:
         """Digests of what besides ``params`` decides the run (see :func:`fingerprint`)."""
-        from lure.fileio import sha256_file
-
         sets = list(self.cfg["train_sets"]) + list(self.cfg["eval_sets"])
         if self.stage == "stage1" and self.single_stage:
             sets += list(self.params["stage2"]["train_sets"]) + list(self.params["stage2"]["eval_sets"])
         inputs = {"code": code_digest(), "data": _sets_digest(sets, self.data_root),
                   "texts": hashlib.sha256(json.dumps(texts, sort_keys=True).encode()).hexdigest()}
-        stage1_model = self.outputs.checkpoint_dir.parent / "stage1" / "model.pt"
-        if self.stage == "stage2" and stage1_model.is_file():
-            inputs["stage1_model"] = sha256_file(stage1_model)
+        if self.stage == "stage2" and self.outputs.stage1_model_path.is_file():
+            inputs["stage1_model"] = sha256_file(self.outputs.stage1_model_path)
         return inputs
 
     def _build_model(self) -> LURE:
@@ -232,8 +235,7 @@ class Trainer:
             model = LURE(config)
             model.set_stage("joint" if self.single_stage else "stage1")
             return model
-        stage1_path = self.outputs.checkpoint_dir.parent / "stage1" / "model.pt"
-        model, _ = load_model(stage1_path, expected=config)
+        model, _ = load_model(self.outputs.stage1_model_path, expected=config)
         model.set_stage("stage2")
         return model
 

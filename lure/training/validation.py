@@ -9,7 +9,7 @@ import torch
 
 from lure.color import luminance
 from lure.imaging import luminance_uint8, psnr, to_tensor
-from lure.models import LURE, pad_to_multiple
+from lure.models import LURE, crop_to, pad_to_multiple
 from lure.tasks import INFRARED
 from lure.training.losses import latent_similarity
 from lure.training.text_bank import TextBank
@@ -30,16 +30,16 @@ def stage1_validation(model: LURE, samples: list[dict], bank: TextBank, device: 
         task, modality = sample["task"], int(sample["modality"])
         lq, hq = to_tensor(sample["lq"]).to(device), to_tensor(sample["hq"]).to(device)
         text_t, text_pd = bank.first(task, modality).to(device), bank.first("pd", modality).to(device)
-        restored = model.restore(lq, text_t, modality)
-        if modality == INFRARED:
-            restored = luminance(restored).expand_as(restored)
-        scores[f"psnr_{task}"].append(psnr(restored, hq))
-        scores[f"psnr_input_{task}"].append(psnr(lq, hq))
-        lq_p, _ = pad_to_multiple(lq, model.config.size_multiple)
+        lq_p, size = pad_to_multiple(lq, model.config.size_multiple)
         hq_p, _ = pad_to_multiple(hq, model.config.size_multiple)
         z = model.encode(lq_p, model.project_text(text_t), modality)
         z_pd = model.encode(hq_p, model.project_text(text_pd), modality)
         cosines.append(float(latent_similarity(z, z_pd, "cosine")))
+        restored = crop_to(model.decode(z), size)  # = model.restore(lq, text_t, modality), reusing z
+        if modality == INFRARED:
+            restored = luminance(restored).expand_as(restored)
+        scores[f"psnr_{task}"].append(psnr(restored, hq))
+        scores[f"psnr_input_{task}"].append(psnr(lq, hq))
     metrics = {k: float(np.mean(v)) for k, v in sorted(scores.items())}
     metrics["latent_cosine"] = float(np.mean(cosines)) if cosines else float("nan")
     gains = [metrics[f"psnr_{t}"] - metrics[f"psnr_input_{t}"] for t in sorted({s["task"] for s in samples}) if t != "pd"]
