@@ -3,6 +3,10 @@
 * :func:`super_resolution_set` (LLVIP-SR): stage-1 infrared triplets ``sr4``/``sr8`` — ``lq`` is the
   bicubic ×4/×8 down-then-up infrared image, ``hq`` the original high-resolution infrared image
   (InstructIR practice; the paper also builds its SR test set on M3FD the same way).
+* :func:`restoration_set`: stage-1 triplets of every task from the clean images of fusion pairs —
+  visible ``pd``/``ll``/``hz``/``oe`` and infrared ``pd``/``lc``/``sr4``/``sr8`` — with the seeded
+  degradations, ``variants`` differently seeded degraded copies per image and task (the real-image
+  substitute for the paper's restoration data sets, ours).
 * :func:`haze_set` (M3FD-haze, evaluation only): fusion pairs whose visible image is hazy. The paper
   hand-picks real hazy M3FD scenes; give their names in ``names`` to use exactly those scenes as
   they are, otherwise every scene gets synthetic haze (``degrade(vi, "hz")``) with the clean image
@@ -52,6 +56,37 @@ def super_resolution_set(parsed: ParsedSource, factors: tuple[int, ...] = (4, 8)
             if emit_pd:
                 out.add_stage1(split, Stage1Record(f"{r.key}_pd", "pd", INFRARED, r.ir, r.ir, name, r.name))
     out.fingerprint = hashlib.sha256(f"{parsed.fingerprint}:{name}:{factors}:{seed}:{emit_pd}".encode()).hexdigest()
+    return out
+
+
+def restoration_set(parsed: ParsedSource, tasks: dict[str, list[str]] | None = None, variants: int = 1,
+                    seed: int = 0, name: str = "restoration") -> ParsedSource:
+    """Stage-1 triplets from the clean images of every fusion pair of ``parsed`` (splits kept).
+
+    ``tasks``: ``{"visible": [...], "infrared": [...]}`` (default: every task of each modality,
+    ``pd`` included). Each degraded task gets ``variants`` copies with different seeds
+    (``pd`` one); keys are ``<pair key>_<vi|ir>_<task>[_<variant>]``."""
+    from lure.tasks import MODALITY_TASKS
+
+    wanted = {VISIBLE: list((tasks or {}).get("visible", MODALITY_TASKS[VISIBLE])),
+              INFRARED: list((tasks or {}).get("infrared", MODALITY_TASKS[INFRARED]))}
+    if int(variants) < 1:
+        raise ValueError(f"derived set {name}: variants must be >= 1, got {variants}")
+    out = ParsedSource(version=f"{name} from {parsed.version}; seeded degradations x{variants}",
+                       skipped=list(parsed.skipped))
+    for split, records in parsed.fusion.items():
+        for r in records:
+            for modality, ref, tag in ((VISIBLE, r.vi, "vi"), (INFRARED, r.ir, "ir")):
+                for task in wanted[modality]:
+                    if task == "pd":
+                        out.add_stage1(split, Stage1Record(f"{r.key}_{tag}_pd", "pd", modality, ref, ref, name, r.name))
+                        continue
+                    for v in range(int(variants)):
+                        key = f"{r.key}_{tag}_{task}" + (f"_{v}" if variants > 1 else "")
+                        lq = partial(_degraded, ref, modality, task, _sample_seed(seed, key, task))
+                        out.add_stage1(split, Stage1Record(key, task, modality, lq, ref, name, r.name))
+    payload = f"{parsed.fingerprint}:{name}:{sorted((k, v) for k, v in wanted.items())}:{variants}:{seed}"
+    out.fingerprint = hashlib.sha256(payload.encode()).hexdigest()
     return out
 
 

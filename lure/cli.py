@@ -1,4 +1,4 @@
-"""The ``lure`` command line: ``lure info`` and ``lure fuse``."""
+"""The ``lure`` command line: ``lure info``, ``lure fuse`` and ``lure restore``."""
 
 from __future__ import annotations
 
@@ -13,9 +13,22 @@ from lure.runtime import retain_freed_memory
 def _cmd_info(args: argparse.Namespace) -> int:
     from lure.info import model_info
 
+    from lure.weights import default_shipped, shipped_weights, verify
+
+    weights = shipped_weights()
+    default = (default_shipped() or {}).get("name")
+    shipped = [{"name": name, "file": e["file"], "profile": e.get("profile"), "sha256": e["sha256"],
+                "parameters": e.get("parameters"), "default": name == default, "verified": verify(e)}
+               for name, e in weights.items()]
+    if args.weights:
+        if args.json:
+            print(json.dumps(shipped, indent=2))
+        else:
+            _print_weights(shipped)
+        return 0
     params = load_params(args.params, profile=args.profile)
     info = model_info(model_config(params), latency=args.latency, height=args.height, width=args.width)
-    info = {"profile": params["profile"], **info}
+    info = {"profile": params["profile"], **info, "shipped_weights": shipped}
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -26,7 +39,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"{info['gflops']:.1f} GFLOPs per {args.width}x{args.height} pair")
         if args.latency:
             print(f"CPU latency {info['latency_s'] * 1000:.0f} ms ({info['threads']} threads)")
+        _print_weights(shipped)
     return 0
+
+
+def _print_weights(shipped: list[dict]) -> None:
+    if not shipped:
+        print("shipped weights: none")
+        return
+    print("shipped weights (weights/manifest.json):")
+    for w in shipped:
+        params = f"{w['parameters'] / 1e6:.2f} M parameters, " if w.get("parameters") else ""
+        state = "ok" if w["verified"] else "MISSING OR MODIFIED"
+        print(f"  {w['name']}{' (default)' if w['default'] else ''}: {w['file']}, profile {w['profile']}, "
+              f"{params}sha256 {w['sha256'][:12]}... {state}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,14 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--latency", action="store_true", help="also time one forward pass on this CPU")
     info.add_argument("--height", type=int, default=480)
     info.add_argument("--width", type=int, default=640)
+    info.add_argument("--weights", action="store_true", help="only list the shipped weights")
     info.set_defaults(func=_cmd_info)
 
-    try:
-        from lure.fuse_cli import add_fuse_parser
-    except ImportError:  # pragma: no cover - the fuse command ships with the inference module
-        pass
-    else:
-        add_fuse_parser(sub)
+    from lure.fuse_cli import add_fuse_parser
+    from lure.restore_cli import add_restore_parser
+
+    add_fuse_parser(sub)
+    add_restore_parser(sub)
     return parser
 
 

@@ -104,13 +104,64 @@ def write_image_atomic(array: np.ndarray, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def check_pair(ir: np.ndarray, vi: np.ndarray, ir_path: Path, vi_path: Path) -> None:
-    if ir.shape[:2] != vi.shape[:2]:
+#: Size ratios (visible / infrared, both sides) for which a smaller infrared image is upsampled.
+SR_FACTORS = {4: "sr4", 8: "sr8"}
+
+
+def infrared_scale(ir: np.ndarray, vi: np.ndarray) -> int | None:
+    """``4`` or ``8`` when the infrared image is that many times smaller than the visible one on
+    both sides (each side within one factor's rounding), ``1`` for equal sizes, else ``None``."""
+    (iw, ih), (vw, vh) = image_size(ir), image_size(vi)
+    if (iw, ih) == (vw, vh):
+        return 1
+    for factor in SR_FACTORS:
+        if 0 <= vw - factor * iw < factor and 0 <= vh - factor * ih < factor:
+            return factor
+    return None
+
+
+def upsample_infrared(ir: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bicubic resize of an 8/16-bit infrared image to ``size = (width, height)``, same dtype."""
+    from PIL import Image
+
+    grey = ir if ir.ndim == 2 else ir[:, :, :3].mean(axis=2) if ir.shape[2] > 1 else ir[:, :, 0]
+    top = 255.0 if ir.dtype == np.uint8 else 65535.0
+    up = np.asarray(Image.fromarray(np.asarray(grey, dtype=np.float32), mode="F").resize(size, Image.BICUBIC))
+    return np.clip(np.round(up), 0, top).astype(ir.dtype)
+
+
+def check_pair(ir: np.ndarray, vi: np.ndarray, ir_path: Path, vi_path: Path) -> int:
+    """The infrared scale factor of a pair (:func:`infrared_scale`); an error naming both sizes
+    for any other mismatch."""
+    factor = infrared_scale(ir, vi)
+    if factor is None:
         (iw, ih), (vw, vh) = image_size(ir), image_size(vi)
         raise InputError(
             f"infrared {ir_path.name} is {iw}x{ih} but visible {vi_path.name} is {vw}x{vh}: "
-            "the pair must be registered to the same size"
+            "the pair must be registered to the same size (or the infrared image 4 or 8 times smaller on both sides)"
         )
+    return factor
+
+
+def match_infrared(ir: np.ndarray, vi: np.ndarray, ir_path: Path, vi_path: Path, plan, explicit_ir_task: bool):
+    """``(infrared at the visible size, plan, note)``: a 4x/8x smaller infrared image is upsampled
+    bicubically and, unless the request named an infrared task, its task becomes ``sr4``/``sr8``;
+    ``note`` says so (``None`` for equal sizes)."""
+    from lure.instructions import TaskPlan
+
+    factor = check_pair(ir, vi, ir_path, vi_path)
+    if factor == 1:
+        return ir, plan, None
+    up = upsample_infrared(ir, image_size(vi))
+    task = SR_FACTORS[factor]
+    if plan.infrared == "pd" and not explicit_ir_task:
+        plan = TaskPlan(visible=plan.visible, infrared=task)
+        how = f"infrared task {task}"
+    else:
+        how = f"infrared task {plan.infrared} as requested"
+    (iw, ih), (vw, vh) = image_size(ir), image_size(vi)
+    return up, plan, (f"note: infrared {ir_path.name} is {iw}x{ih}, {factor}x smaller than visible {vi_path.name} "
+                      f"({vw}x{vh}): upsampled bicubically, {how}")
 
 
 def low_range_note(ir: np.ndarray, ir_path: Path, ir_range: str) -> str | None:
@@ -151,18 +202,18 @@ def _tiling(args: argparse.Namespace):
     )
 
 
-def _load_fuser(args: argparse.Namespace, tiling):
+def _load_fuser(args: argparse.Namespace, tiling, command: str = "fuse"):
+    """The :class:`~lure.inference.Fuser` of ``--checkpoint``, else of the pipeline's final model,
+    else of the shipped weights (:func:`lure.weights.resolve_checkpoint`); says which on stdout."""
     from lure import inference
+    from lure.weights import resolve_checkpoint
 
-    checkpoint = Path(args.checkpoint) if args.checkpoint else inference.DEFAULT_CHECKPOINT
-    if not checkpoint.is_file():
-        if args.checkpoint:
-            raise InputError(f"checkpoint {checkpoint} not found (check --checkpoint)")
-        raise InputError(
-            f"no trained model at {checkpoint}: produce one with `make demo` (or `dvc repro`), "
-            "or pass --checkpoint PATH"
-        )
-    return inference.Fuser.from_checkpoint(checkpoint, tiling=tiling, text_backbone=_text_backbone())
+    try:
+        chosen = resolve_checkpoint(args.checkpoint, pipeline=inference.DEFAULT_CHECKPOINT)
+    except FileNotFoundError as error:
+        raise InputError(str(error)) from None
+    print(f"lure {command}: using {chosen.origin}")
+    return inference.Fuser.from_checkpoint(chosen.path, tiling=tiling, text_backbone=_text_backbone())
 
 
 def _text_backbone() -> str | None:
@@ -194,10 +245,11 @@ def _single(args: argparse.Namespace) -> int:
     plan = _plan(args)
     tiling = _tiling(args)
     ir, vi = read_image(ir_path, "infrared"), read_image(vi_path, "visible")
-    check_pair(ir, vi, ir_path, vi_path)
     note = low_range_note(ir, ir_path, args.ir_range)
-    if note:
-        print(note, file=sys.stderr)
+    ir, plan, scale_note = match_infrared(ir, vi, ir_path, vi_path, plan, args.ir_task is not None)
+    for line in (note, scale_note):
+        if line:
+            print(line, file=sys.stderr)
     fuser = _load_fuser(args, tiling)
     height, width = vi.shape[:2]
     written = _fuse_one(fuser, ir, vi, plan, args, out, progress=not args.no_progress)
@@ -250,11 +302,13 @@ def _folder(args: argparse.Namespace) -> int:
     for stem in tqdm(stems, desc="fusing", unit="pair", disable=args.no_progress):
         try:
             ir, vi = read_image(ir_files[stem], "infrared"), read_image(vi_files[stem], "visible")
-            check_pair(ir, vi, ir_files[stem], vi_files[stem])
             note = low_range_note(ir, ir_files[stem], args.ir_range)
-            if note:
-                tqdm.write(note, file=sys.stderr)
-            _fuse_one(fuser, ir, vi, plan, args, out_dir / f"{stem}.png", progress=False)
+            ir, pair_plan, scale_note = match_infrared(ir, vi, ir_files[stem], vi_files[stem], plan,
+                                                       args.ir_task is not None)
+            for line in (note, scale_note):
+                if line:
+                    tqdm.write(line, file=sys.stderr)
+            _fuse_one(fuser, ir, vi, pair_plan, args, out_dir / f"{stem}.png", progress=False)
             done += 1
         except ValueError as error:
             failed.append(PairResult(stem, reason=str(error)))
@@ -323,9 +377,18 @@ def add_fuse_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         choices=MODALITY_TASKS[INFRARED],
         help="infrared task (overrides --text): pd clean, lc low contrast, sr4/sr8 super-resolution",
     )
+    add_common_options(parser, chroma=True)
+    parser.set_defaults(func=run_fuse)
+    return parser
+
+
+def add_common_options(parser: argparse.ArgumentParser, chroma: bool) -> None:
+    """The options ``lure fuse`` and ``lure restore`` share: model, tiling, 16-bit scaling, progress."""
     options = parser.add_argument_group("options")
     options.add_argument(
-        "--checkpoint", help="LURE checkpoint (default: checkpoints/stage2/model.pt of the pipeline)"
+        "--checkpoint",
+        help="LURE checkpoint (default: the pipeline's checkpoints/stage2/model.pt when it exists, "
+        "else the shipped weights listed by `lure info --weights`)",
     )
     options.add_argument(
         "--tile",
@@ -337,12 +400,13 @@ def add_fuse_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
     options.add_argument(
         "--tile-overlap", type=int, default=None, help="tile overlap in pixels (default 256)"
     )
-    options.add_argument(
-        "--chroma",
-        choices=("auto", "visible", "network"),
-        default="auto",
-        help="source of Cb/Cr: auto = visible input when it is clean, network output when degraded",
-    )
+    if chroma:
+        options.add_argument(
+            "--chroma",
+            choices=("auto", "visible", "network"),
+            default="auto",
+            help="source of Cb/Cr: auto = visible input when it is clean, network output when degraded",
+        )
     options.add_argument(
         "--ir-range",
         choices=("full", "stretch"),
@@ -350,5 +414,3 @@ def add_fuse_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         help="16-bit infrared scaling: full = /65535, stretch = the image's own min..max",
     )
     options.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run_fuse)
-    return parser

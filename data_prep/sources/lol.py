@@ -15,6 +15,7 @@ from .base import (
     Stage1Record,
     child_dir,
     files_fingerprint,
+    find_dir,
     list_images,
     make_key,
     pair_by_stem,
@@ -22,17 +23,27 @@ from .base import (
     require_dir,
 )
 
-LAYOUT = "our485/{low,high}/*.png and eval15/{low,high}/*.png"
+LAYOUT = "our485/{low,high}/*.png and eval15/{low,high}/*.png (or train/{low,high} and test/{low,high})"
 SPLITS = {"our485": "train", "eval15": "test"}
+#: The same pairs re-hosted with plain split names (e.g. the 6 LOL pairs of ../shared/data/lol).
+PLAIN_SPLITS = {"train": "train", "test": "test"}
 
 
 def parse(root: str | Path, emit_pd: bool = True, **_: object) -> ParsedSource:
-    """Parse a LOL root (the folder holding ``our485`` and ``eval15``, or a parent of it)."""
-    base = require_dir(Path(root), "our485", dataset="lol", layout=LAYOUT)
+    """Parse a LOL root (the folder holding ``our485`` and ``eval15``, or a parent of it; or a folder
+    holding ``train/{low,high}`` and optionally ``test/{low,high}``)."""
+    root = Path(root)
+    train_dir = child_dir(root, "train") if root.is_dir() else None
+    if train_dir is not None and child_dir(train_dir, "low") is not None and find_dir(root, "our485") is None:
+        base, splits = root, PLAIN_SPLITS
+    else:
+        base, splits = require_dir(root, "our485", dataset="lol", layout=LAYOUT), SPLITS
     out = ParsedSource(version="LOL (Wei et al., BMVC 2018)")
-    for folder, split in SPLITS.items():
+    for folder, split in splits.items():
         sub = child_dir(base, folder)
         if sub is None:
+            if splits is PLAIN_SPLITS:
+                continue
             out.skipped.append(f"{base / folder}: missing, split {split!r} not built")
             continue
         low = list_images(child_dir(sub, "low") or sub / "low", out.skipped)

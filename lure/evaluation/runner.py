@@ -68,7 +68,9 @@ DEFAULTS: dict[str, Any] = {
     "niqe_params": "../shared/data/niqe/niqe_pris_params.npz",
     "no_reference": [],
     "degraded_reference": "inputs",
-    "grid": {"crop": 256, "pairs": 2},
+    "degraded_max_pairs": None,
+    "reference_checkpoints": {},
+    "grid": {"crop": 256, "pairs": 2, "focus": "centre"},
     "tiling": {"mode": "auto", "tile": 768, "overlap": 256},
     "save_fused": True,
 }
@@ -84,6 +86,9 @@ def evaluation_params(params: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"unknown evaluate parameter(s) {unknown}; known: {', '.join(DEFAULTS)}")
     cfg = {**DEFAULTS, **section}
     cfg["grid"] = {**DEFAULTS["grid"], **(section.get("grid") or {})}
+    cfg["reference_checkpoints"] = dict(cfg["reference_checkpoints"] or {})
+    if cfg["degraded_max_pairs"] is None:
+        cfg["degraded_max_pairs"] = cfg["max_pairs"]
     cfg["tiling"] = {**DEFAULTS["tiling"], **(section.get("tiling") or {})}
     bad = [t for t in cfg["tasks"] if t not in DEGRADED_TASKS]
     if bad:
@@ -316,7 +321,16 @@ def evaluate(
     niqe_path = _resolve(cfg["niqe_params"], REPO_ROOT) if cfg["niqe_params"] else None
     scorer = Scorer(niqe_path, list(cfg["no_reference"]), notes)
     max_pairs, seed = int(cfg["max_pairs"]), int(params.get("seed", 0))
-    grid_pairs, crop = int(cfg["grid"]["pairs"]), cfg["grid"]["crop"]
+    grid_pairs, crop, focus = int(cfg["grid"]["pairs"]), cfg["grid"]["crop"], cfg["grid"]["focus"]
+    references = {}
+    for name, path in cfg["reference_checkpoints"].items():
+        if not _resolve(str(path), REPO_ROOT).is_file():
+            notes.append(f"reference model {name}: {path} not found; skipped")
+            continue
+        references[f"model:{name}"] = Fuser.from_checkpoint(_resolve(str(path), REPO_ROOT), encoder=fuser.encoder,
+                                                            tiling=tiling)
+    labels = {**METHOD_LABELS, **{f"model:{name}": f"{name} model ({path})"
+                                  for name, path in cfg["reference_checkpoints"].items()}}
     crop = tuple(crop) if isinstance(crop, list | tuple) else int(crop)
     files: list[Path] = []
     sections: list[str] = [f"# LURE evaluation\n\ncheckpoint: `{checkpoint}` (profile {fuser.profile})\n"]
@@ -338,12 +352,13 @@ def evaluate(
         pair_set = get_set(spec)
         if not pair_set or not pair_set.pairs:
             continue
-        per_image: dict[str, list[dict[str, float]]] = {m: [] for m in VANILLA_METHODS}
+        per_image: dict[str, list[dict[str, float]]] = {m: [] for m in (*VANILLA_METHODS, *references)}
         grid_rows = []
         for n, (key, ir, vi) in enumerate(
             _progress(pair_set.pairs, f"vanilla {pair_set.slug}", len(pair_set.pairs), progress)
         ):
             outputs = {m: run_method(m, fuser, ir, vi) for m in VANILLA_METHODS}
+            outputs.update({m: run_method("lure", ref, ir, vi) for m, ref in references.items()})
             clean_outputs[(spec, key)] = outputs["lure"]
             for m, fused in outputs.items():
                 per_image[m].append(scorer(fused, ir, vi))
@@ -353,7 +368,7 @@ def evaluate(
                         out_dir / "fused" / pair_set.slug / f"{slug(key) or n}.png", outputs["lure"]
                     )
                 )
-            if i == 0 and n < grid_pairs:
+            if n < grid_pairs:
                 grid_rows.append([ir, vi, *outputs.values()])
         rows = mean_rows(per_image)
         counts = {m: len(v) for m, v in per_image.items()}
@@ -367,23 +382,23 @@ def evaluate(
             title,
             rows,
             scorer.columns(False),
-            METHOD_LABELS,
+            labels,
             counts,
             table_notes,
         )
-        sections.append(
-            format_markdown(title, rows, scorer.columns(False), METHOD_LABELS, counts, table_notes)
-        )
+        sections.append(format_markdown(title, rows, scorer.columns(False), labels, counts, table_notes))
         results["vanilla"][pair_set.slug] = rows
         results["counts"]["vanilla"][pair_set.slug] = len(pair_set.pairs)
         if grid_rows:
+            name = "grid_vanilla.png" if i == 0 else f"grid_vanilla_{pair_set.slug}.png"
             files.append(
                 save_grid(
-                    out_dir / "grids" / "grid_vanilla.png",
+                    out_dir / "grids" / name,
                     grid_rows,
-                    ["IR", "VI", *[GRID_LABELS[m] for m in VANILLA_METHODS]],
-                    f"vanilla fusion — {spec}",
+                    ["IR", "VI", *[GRID_LABELS[m] for m in VANILLA_METHODS], *references],
+                    f"vanilla fusion - {spec}",
                     crop,
+                    focus,
                 )
             )
 
@@ -391,7 +406,7 @@ def evaluate(
     source = get_set(cfg["degraded_from"]) if cfg["tasks"] else None
     if source is not None and source.pairs:
         for task in cfg["tasks"]:
-            samples, origin = degraded_samples(source, task, data_root, seed, max_pairs)
+            samples, origin = degraded_samples(source, task, data_root, seed, int(cfg["degraded_max_pairs"]))
             if not samples:
                 notes.append(f"degraded set {task}: no pairs; skipped")
                 continue
@@ -449,6 +464,7 @@ def evaluate(
                     ["IR", "VI", *[GRID_LABELS[m] for m in DEGRADED_METHODS]],
                     f"{task.upper()}: visible {vi_task}, infrared {ir_task}",
                     crop,
+                    focus,
                 )
             )
     elif cfg["tasks"]:

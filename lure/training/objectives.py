@@ -13,6 +13,12 @@ from lure.models import LURE, to_network_channels
 from lure.tasks import TASK_CLASS
 from lure.training.losses import color_loss, gradient_loss, task_loss, unified_loss
 from lure.training.perceptual import VGG16Features, perceptual_loss
+from lure.training.source_similarity import (
+    PERCEPTUAL_TERMS,
+    latent_similarity_loss,
+    max_intensity_loss,
+    structure_similarity_loss,
+)
 
 
 class Stage1Objective(nn.Module):
@@ -54,27 +60,56 @@ class Stage1Objective(nn.Module):
 
 
 class Stage2Objective(nn.Module):
-    """``L2 = L_color + a1' L_grad + a2' L_per``; both inputs encoded with ``c_pd``."""
+    """``L2 = L_color + a1' L_grad + a2' L_per (+ a_int L_int)``; both inputs encoded with ``c_pd``.
+
+    ``perceptual`` selects the U2Fusion-role term ``L_per``: ``vgg`` (needs ``vgg``), ``latent``
+    (the frozen encoder's latents), ``structure`` (image structure) or ``none``
+    (:mod:`lure.training.source_similarity`). ``intensity_weight`` adds the max-intensity term.
+    """
 
     def __init__(self, model: LURE, gradient_weight: float, perceptual_weight: float,
-                 vgg: VGG16Features | None = None) -> None:
+                 vgg: VGG16Features | None = None, perceptual: str = "vgg", intensity_weight: float = 0.0,
+                 temperature: float | None = None) -> None:
         super().__init__()
-        if perceptual_weight > 0 and vgg is None:
+        if perceptual not in PERCEPTUAL_TERMS:
+            raise ValueError(f"stage2.perceptual must be one of {PERCEPTUAL_TERMS}, got {perceptual!r}")
+        if perceptual == "vgg" and perceptual_weight > 0 and vgg is None:
             raise ValueError("perceptual_weight > 0 needs VGG16 features (stage2.vgg16_weights)")
         self.model = model
         self.gradient_weight = gradient_weight
+        self.perceptual = perceptual if perceptual_weight > 0 else "none"
         self.perceptual_weight = perceptual_weight
+        self.intensity_weight = intensity_weight
+        self.temperature = temperature
         self.vgg = vgg
 
     def forward(self, visible: torch.Tensor, infrared: torch.Tensor, text_vi: torch.Tensor,
                 text_ir: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        fused = self.model(visible, infrared, text_vi, text_ir)
+        model = self.model
+        if self.perceptual == "latent":  # keep the source latents: the term compares against them
+            c_vi, c_ir = model.project_text(text_vi), model.project_text(text_ir)
+            z_vi, z_ir = model.encode(visible, c_vi, 0), model.encode(infrared, c_ir, 1)
+            fused = model.decode(model.fuse_latents(z_vi, z_ir))
+        else:
+            fused = model(visible, infrared, text_vi, text_ir)
         l_color = color_loss(fused, visible)
         l_grad = gradient_loss(fused, visible, infrared)
         total = l_color + self.gradient_weight * l_grad
         parts = {"color": l_color, "grad": l_grad}
-        if self.perceptual_weight > 0:
-            l_per = perceptual_loss(self.vgg, fused, visible, infrared)
+        if self.intensity_weight > 0:
+            parts["intensity"] = max_intensity_loss(fused, visible, infrared)
+            total = total + self.intensity_weight * parts["intensity"]
+        if self.perceptual != "none":
+            extra = {} if self.temperature is None else {"temperature": self.temperature}
+            if self.perceptual == "vgg":
+                l_per = perceptual_loss(self.vgg, fused, visible, infrared, **extra)
+            elif self.perceptual == "latent":
+                def encode(image: torch.Tensor, modality: int) -> list[torch.Tensor]:
+                    return model.encode(image, c_vi if modality == 0 else c_ir, modality)
+
+                l_per = latent_similarity_loss(encode, fused, visible, infrared, source_latents=(z_vi, z_ir), **extra)
+            else:
+                l_per = structure_similarity_loss(fused, visible, infrared, **extra)
             total = total + self.perceptual_weight * l_per
             parts["perceptual"] = l_per
         return total, {k: v.detach() for k, v in parts.items()}

@@ -248,13 +248,17 @@ class Trainer:
                 float(s1["recon_weight"]), float(s1["text_weight"]), s1.get("unified_measure", "cosine"))
         if self.stage == "stage2" or self.single_stage:
             vgg = None
-            if float(s2.get("perceptual_weight", 0)) > 0:
+            perceptual = s2.get("perceptual", "vgg")
+            if float(s2.get("perceptual_weight", 0)) > 0 and perceptual == "vgg":
                 from lure.training.perceptual import load_vgg16_features
 
                 vgg = load_vgg16_features(s2.get("vgg16_weights")).to(self.device)
             if self.stage == "stage1" or not self.single_stage:
-                objectives["fusion"] = Stage2Objective(self.model, float(s2["gradient_weight"]),
-                                                       float(s2.get("perceptual_weight", 0)), vgg)
+                temperature = s2.get("perceptual_temperature")
+                objectives["fusion"] = Stage2Objective(
+                    self.model, float(s2["gradient_weight"]), float(s2.get("perceptual_weight", 0)), vgg,
+                    perceptual=perceptual, intensity_weight=float(s2.get("intensity_weight", 0.0)),
+                    temperature=None if temperature is None else float(temperature))
         return objectives
 
     def _maybe_resume(self) -> bool:

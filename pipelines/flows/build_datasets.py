@@ -39,6 +39,7 @@ Config (the ``data`` section of the resolved params)::
     derived:                     # name -> derived set
       llvip-sr: {kind: super_resolution, from: llvip, factors: [4, 8]}
       m3fd-haze: {kind: haze, from: m3fd, names: null}
+      real-restoration: {kind: restoration, from: [roadscene, llvip], variants: 2}
     degraded_eval: {datasets: [demo], split: test, tasks: [ll, hz, oe, lc, sr4, sr8, oe+lc, ll+lc]}
 
 A source entry has ``source`` (a parser of :mod:`data_prep.sources`), and ``root`` (a folder;
@@ -298,19 +299,24 @@ def _build_all(config: dict, out_dir: str) -> dict:
         if parsed[name].skipped:
             log.warning("%s: %d item(s) skipped, e.g. %s", name, len(parsed[name].skipped), parsed[name].skipped[0])
     for name, spec in (config.get("derived") or {}).items():
-        base = parsed.get(spec.get("from", ""))
-        if base is None:
-            log.warning("derived set %s: its source %r was not built, skipped", name, spec.get("from"))
+        sources = spec.get("from", "")
+        sources = list(sources) if isinstance(sources, list | tuple) else [sources]
+        missing = [s for s in sources if s not in parsed]
+        if missing:
+            log.warning("derived set %s: its source(s) %s not built, skipped", name, missing)
             continue
+        base = _merge([parsed[s] for s in sources])
         kind = spec.get("kind")
-        if kind == "super_resolution":
+        if kind == "restoration":
+            parsed[name] = derived_sets.restoration_set(base, spec.get("tasks"), int(spec.get("variants", 1)), seed, name)
+        elif kind == "super_resolution":
             parsed[name] = derived_sets.super_resolution_set(base, tuple(spec.get("factors", (4, 8))), seed,
                                                              bool(spec.get("emit_pd", False)), name)
         elif kind == "haze":
             parsed[name] = derived_sets.haze_set(base, seed, spec.get("names"), spec.get("split", "test"), name)
         else:
-            raise ValueError(f"derived set {name}: kind must be super_resolution or haze, got {kind!r}")
-        versions[name] = versions.get(spec["from"], [])
+            raise ValueError(f"derived set {name}: kind must be restoration, super_resolution or haze, got {kind!r}")
+        versions[name] = [v for s in sources for v in versions.get(s, [])]
     degraded = config.get("degraded_eval") or {}
     for name in degraded.get("datasets", []) or []:
         if name not in parsed:

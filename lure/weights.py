@@ -1,0 +1,96 @@
+"""Model weights shipped with the project (``weights/``) and which checkpoint a command uses.
+
+``weights/manifest.json`` lists every shipped file: its sha256, profile, model configuration and
+parameter count, the git commit of the code that trained it, the training data (shard manifests
+and their sha256) and its held-out metrics. :func:`resolve_checkpoint` picks, for ``lure fuse``
+and ``lure restore`` without ``--checkpoint``, the pipeline's own final model when it exists
+(``checkpoints/stage2/model.pt``: what ``dvc repro`` trained here), otherwise the default shipped
+weights, so a fresh clone fuses a real pair without training.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lure.fileio import sha256_file
+from lure.paths import REPO_ROOT
+
+WEIGHTS_DIR = REPO_ROOT / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+#: The final fusion model written by the training pipeline (``dvc repro`` / ``make demo``).
+PIPELINE_CHECKPOINT = REPO_ROOT / "checkpoints" / "stage2" / "model.pt"
+
+
+@dataclass(frozen=True)
+class ChosenCheckpoint:
+    """A checkpoint path and a one-line account of where it came from (printed by the CLI)."""
+
+    path: Path
+    origin: str
+
+
+def read_manifest(path: str | Path = MANIFEST) -> dict[str, Any]:
+    """The shipped-weights manifest (``{"default": name, "weights": {name: entry}}``); an empty
+    one when the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return {"default": None, "weights": {}}
+    return json.loads(path.read_text())
+
+
+def shipped_weights(manifest_path: str | Path = MANIFEST) -> dict[str, dict[str, Any]]:
+    """``{name: entry}`` of every shipped weights file; each entry has at least ``file`` (relative
+    to the manifest's folder), ``sha256`` and ``profile``; ``path`` is added (absolute)."""
+    manifest_path = Path(manifest_path)
+    entries = read_manifest(manifest_path).get("weights", {})
+    return {name: {**entry, "path": str(manifest_path.parent / entry["file"])} for name, entry in entries.items()}
+
+
+def default_shipped(manifest_path: str | Path = MANIFEST) -> dict[str, Any] | None:
+    """The manifest's default entry (with ``name`` and ``path``), or ``None`` when nothing ships."""
+    manifest = read_manifest(manifest_path)
+    name = manifest.get("default")
+    weights = shipped_weights(manifest_path)
+    if name is None or name not in weights:
+        return None
+    return {"name": name, **weights[name]}
+
+
+def verify(entry: dict[str, Any]) -> bool:
+    """Whether the shipped file exists and has the manifest's sha256."""
+    path = Path(entry["path"])
+    return path.is_file() and sha256_file(path) == entry["sha256"]
+
+
+def resolve_checkpoint(explicit: str | Path | None = None, pipeline: str | Path = PIPELINE_CHECKPOINT,
+                       manifest_path: str | Path = MANIFEST) -> ChosenCheckpoint:
+    """The checkpoint a command should load: ``explicit`` (``--checkpoint``) when given, else the
+    pipeline's final model when it exists, else the default shipped weights (sha256-checked).
+    Raises ``FileNotFoundError`` with what to do when there is none."""
+    if explicit is not None:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {path} not found (check --checkpoint)")
+        return ChosenCheckpoint(path, f"checkpoint {path}")
+    pipeline = Path(pipeline)
+    if pipeline.is_file():
+        return ChosenCheckpoint(pipeline, f"the pipeline's model {_short(pipeline)}")
+    entry = default_shipped(manifest_path)
+    if entry is None:
+        raise FileNotFoundError(f"no trained model: {pipeline} does not exist and no weights ship in {WEIGHTS_DIR}; "
+                                "run `make demo` (or `dvc repro`), or pass --checkpoint PATH")
+    if not verify(entry):
+        raise FileNotFoundError(f"shipped weights {entry['path']} are missing or do not match the sha256 in "
+                                f"{manifest_path}; restore them with `git checkout -- weights/` or pass --checkpoint")
+    return ChosenCheckpoint(Path(entry["path"]),
+                            f"the shipped weights {_short(Path(entry['path']))} (profile {entry['profile']})")
+
+
+def _short(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
