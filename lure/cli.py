@@ -12,7 +12,6 @@ from lure.runtime import retain_freed_memory
 
 def _cmd_info(args: argparse.Namespace) -> int:
     from lure.info import model_info
-
     from lure.weights import default_shipped, shipped_weights, verify
 
     weights = shipped_weights()

@@ -32,24 +32,24 @@ class ChosenCheckpoint:
     origin: str
 
 
-def read_manifest(path: str | Path = MANIFEST) -> dict[str, Any]:
+def read_manifest(path: str | Path | None = None) -> dict[str, Any]:
     """The shipped-weights manifest (``{"default": name, "weights": {name: entry}}``); an empty
     one when the file is absent."""
-    path = Path(path)
+    path = Path(path) if path is not None else MANIFEST
     if not path.is_file():
         return {"default": None, "weights": {}}
     return json.loads(path.read_text())
 
 
-def shipped_weights(manifest_path: str | Path = MANIFEST) -> dict[str, dict[str, Any]]:
+def shipped_weights(manifest_path: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """``{name: entry}`` of every shipped weights file; each entry has at least ``file`` (relative
     to the manifest's folder), ``sha256`` and ``profile``; ``path`` is added (absolute)."""
-    manifest_path = Path(manifest_path)
+    manifest_path = Path(manifest_path) if manifest_path is not None else MANIFEST
     entries = read_manifest(manifest_path).get("weights", {})
     return {name: {**entry, "path": str(manifest_path.parent / entry["file"])} for name, entry in entries.items()}
 
 
-def default_shipped(manifest_path: str | Path = MANIFEST) -> dict[str, Any] | None:
+def default_shipped(manifest_path: str | Path | None = None) -> dict[str, Any] | None:
     """The manifest's default entry (with ``name`` and ``path``), or ``None`` when nothing ships."""
     manifest = read_manifest(manifest_path)
     name = manifest.get("default")
@@ -65,8 +65,8 @@ def verify(entry: dict[str, Any]) -> bool:
     return path.is_file() and sha256_file(path) == entry["sha256"]
 
 
-def resolve_checkpoint(explicit: str | Path | None = None, pipeline: str | Path = PIPELINE_CHECKPOINT,
-                       manifest_path: str | Path = MANIFEST) -> ChosenCheckpoint:
+def resolve_checkpoint(explicit: str | Path | None = None, pipeline: str | Path | None = None,
+                       manifest_path: str | Path | None = None) -> ChosenCheckpoint:
     """The checkpoint a command should load: ``explicit`` (``--checkpoint``) when given, else the
     pipeline's final model when it exists, else the default shipped weights (sha256-checked).
     Raises ``FileNotFoundError`` with what to do when there is none."""
@@ -75,13 +75,14 @@ def resolve_checkpoint(explicit: str | Path | None = None, pipeline: str | Path 
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint {path} not found (check --checkpoint)")
         return ChosenCheckpoint(path, f"checkpoint {path}")
-    pipeline = Path(pipeline)
+    pipeline = Path(pipeline) if pipeline is not None else PIPELINE_CHECKPOINT
+    manifest_path = Path(manifest_path) if manifest_path is not None else MANIFEST
     if pipeline.is_file():
         return ChosenCheckpoint(pipeline, f"the pipeline's model {_short(pipeline)}")
     entry = default_shipped(manifest_path)
     if entry is None:
-        raise FileNotFoundError(f"no trained model: {pipeline} does not exist and no weights ship in {WEIGHTS_DIR}; "
-                                "run `make demo` (or `dvc repro`), or pass --checkpoint PATH")
+        raise FileNotFoundError(f"no trained model: {pipeline} does not exist and no weights ship in "
+                                f"{manifest_path.parent}; run `make demo` (or `dvc repro`), or pass --checkpoint PATH")
     if not verify(entry):
         raise FileNotFoundError(f"shipped weights {entry['path']} are missing or do not match the sha256 in "
                                 f"{manifest_path}; restore them with `git checkout -- weights/` or pass --checkpoint")
@@ -94,3 +95,47 @@ def _short(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+# ----------------------------------------------------------------------------- shipping
+def export_weights(checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
+    """Write the model part of a pipeline checkpoint (weights, configuration, profile; no training
+    state) to ``out`` atomically; returns ``{"sha256", "bytes", "parameters", "profile", "model_config"}``."""
+    from lure.checkpoint import read_checkpoint, save_checkpoint
+    from lure.models import LURE, LUREConfig
+
+    payload = read_checkpoint(checkpoint)
+    model = LURE(LUREConfig.from_dict(payload["model_config"]))
+    model.load_state_dict(payload["model"])
+    save_checkpoint(out, model, payload["profile"], step=payload.get("step"), stage=payload.get("stage"))
+    out = Path(out)
+    return {"sha256": sha256_file(out), "bytes": out.stat().st_size, "parameters": model.part_parameters(),
+            "profile": payload["profile"], "model_config": model.config.to_dict()}
+
+
+def folder_digest(folder: str | Path) -> dict[str, Any]:
+    """Content hash of a data folder, independent of where it lies: sha256 over the sorted
+    ``(relative path, file sha256)`` of every file, and the file count."""
+    import hashlib
+
+    folder = Path(folder)
+    digest, count = hashlib.sha256(), 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
+        count += 1
+    return {"files": count, "sha256": digest.hexdigest()}
+
+
+def write_manifest_entry(name: str, entry: dict[str, Any], default: bool = False,
+                         manifest_path: str | Path | None = None) -> dict[str, Any]:
+    """Add or replace ``name`` in the manifest (atomic write); ``default`` makes it the default."""
+    from lure.fileio import atomic_write_text
+
+    manifest_path = Path(manifest_path) if manifest_path is not None else MANIFEST
+    manifest = read_manifest(manifest_path)
+    manifest.setdefault("weights", {})[name] = entry
+    if default or manifest.get("default") is None:
+        manifest["default"] = name
+    manifest["weights"] = dict(sorted(manifest["weights"].items()))
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest

@@ -178,3 +178,62 @@ def test_demo_infrared_sensor_noise_follows_its_parameters():
     sharp = demo_source.render_scene(5, ir_noise=0.0, ir_stripe_noise=0.0)[0]
     soft = demo_source.render_scene(5, ir_scale=2, ir_noise=0.0, ir_stripe_noise=0.0)[0]
     assert sr4_psnr(sharp) + 1.0 < sr4_psnr(soft)
+
+
+def test_folder_holdout_split_by_name_and_scale(tmp_path):
+    trees.folder_tree(tmp_path / "a", n=11, size=(40, 48))
+    parsed = get_parser("folder")(tmp_path / "a", split="train", name="rs", holdout_every=5, scale=0.5)
+    stems = sorted(r.name.rsplit(".", 1)[0] for recs in parsed.fusion.values() for r in recs)
+    held = sorted(r.name.rsplit(".", 1)[0] for r in parsed.fusion["test"])
+    assert held == [stems[4], stems[9]]  # every fifth by sorted name: indices 4 and 9
+    assert len(parsed.fusion["train"]) == 9
+    record = parsed.fusion["train"][0]
+    assert load_image(record.ir, INFRARED).shape == (20, 24)
+    assert load_image(record.vi, VISIBLE).shape == (20, 24, 3)
+    # the split depends only on the names: a copy elsewhere splits the same way
+    trees.folder_tree(tmp_path / "b", n=11, size=(40, 48))
+    again = get_parser("folder")(tmp_path / "b", split="train", name="rs", holdout_every=5)
+    assert sorted(r.key for r in again.fusion["test"]) == sorted(r.key for r in parsed.fusion["test"])
+    with pytest.raises(ValueError, match="scale"):
+        get_parser("folder")(tmp_path / "a", scale=2)
+
+
+def test_folder_splits_relative_to_root(tmp_path):
+    trees.folder_tree(tmp_path / "root" / "train", n=3)
+    trees.folder_tree(tmp_path / "root" / "test", n=2)
+    parsed = get_parser("folder")(tmp_path / "root", splits={"train": "train", "test": "test"}, name="x")
+    assert {k: len(v) for k, v in parsed.fusion.items()} == {"train": 3, "test": 2}
+
+
+def test_lol_plain_train_layout(tmp_path):
+    for name in ("2.png", "5.png"):
+        trees.write_image(tmp_path / "lol" / "train" / "low" / name)
+        trees.write_image(tmp_path / "lol" / "train" / "high" / name)
+    parsed = get_parser("lol")(tmp_path / "lol")
+    assert _tasks(parsed.stage1["train"]) == {("ll", VISIBLE): 2, ("pd", VISIBLE): 2}
+    assert "test" not in parsed.stage1 and parsed.skipped == []
+
+
+def test_restoration_set_covers_every_task_with_seeded_variants(tmp_path):
+    from data_prep.derived import restoration_set
+
+    base = get_parser("demo")(None, train=2, test=1, height=32, width=40, tasks={"visible": [], "infrared": []})
+    parsed = restoration_set(base, variants=2, seed=3)
+    train = parsed.stage1["train"]
+    counts = _tasks(train)
+    assert counts[("pd", VISIBLE)] == 2 and counts[("pd", INFRARED)] == 2
+    for task in ("ll", "hz", "oe"):
+        assert counts[(task, VISIBLE)] == 4  # 2 scenes x 2 variants
+    for task in ("lc", "sr4", "sr8"):
+        assert counts[(task, INFRARED)] == 4
+    assert _tasks(parsed.stage1["test"])[("ll", VISIBLE)] == 2
+    by_key = {r.key: r for r in train}
+    first = next(k for k in by_key if k.endswith("_vi_ll_0"))
+    a, b = load_image(by_key[first].lq, VISIBLE), load_image(by_key[first[:-1] + "1"].lq, VISIBLE)
+    assert a.shape == b.shape and not np.array_equal(a, b)  # variants differ
+    again = {r.key: r for r in restoration_set(base, variants=2, seed=3).stage1["train"]}
+    assert np.array_equal(load_image(again[first].lq, VISIBLE), a)  # and are seeded
+    pd = next(r for r in train if r.task == "pd" and r.modality == INFRARED)
+    assert np.array_equal(load_image(pd.lq, INFRARED), load_image(pd.hq, INFRARED))
+    with pytest.raises(ValueError, match="variants"):
+        restoration_set(base, variants=0)

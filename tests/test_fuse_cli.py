@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from lure import inference
+from lure import inference, weights
 from lure.cli import main
 from lure.fuse_cli import write_image_atomic
 from tests.model_helpers import save_seeded_demo_checkpoint, write_roadscene_crops
@@ -134,6 +134,7 @@ def test_bad_input_exits_non_zero_with_one_line_and_no_output(case, checkpoint, 
 
 def test_default_checkpoint_missing_says_how_to_produce_it(monkeypatch, pairs, tmp_path, capsys):
     monkeypatch.setattr(inference, "DEFAULT_CHECKPOINT", tmp_path / "checkpoints" / "stage2" / "model.pt")
+    monkeypatch.setattr(weights, "MANIFEST", tmp_path / "weights" / "manifest.json")  # nothing shipped
     stem = sorted(p.stem for p in (pairs / "ir").iterdir())[0]
     rc = main(
         [

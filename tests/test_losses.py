@@ -118,3 +118,82 @@ def test_stage1_objective_single_pass_equals_the_two_separate_passes():
     weighted = expected["task"] + 0.25 * expected["unified"] + expected["recon"] + 0.05 * expected["text"]
     torch.testing.assert_close(total.detach(), weighted.detach(), rtol=1e-4, atol=1e-6)
     assert parts["task"] > 0 and parts["unified"] > 0
+
+
+def test_cosine_l1_unified_measure_sees_scale():
+    g = torch.Generator().manual_seed(1)
+    z = [torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 8, 4, 4, generator=g)]
+    assert float(unified_loss(z, z, "cosine_l1")) == pytest.approx(0.0, abs=1e-6)
+    doubled = [2 * t for t in z]
+    assert float(unified_loss(doubled, z, "cosine")) == pytest.approx(0.0, abs=1e-6)  # cosine is blind to it
+    assert float(unified_loss(doubled, z, "cosine_l1")) == pytest.approx(1.0, abs=1e-5)  # |2z - z| / |z|
+    # the clean latents are the target: no gradient flows into them through the L1 part
+    target = [t.clone().requires_grad_(True) for t in z]
+    from lure.training.losses import relative_latent_l1
+
+    relative_latent_l1(doubled, target).backward()
+    assert all(t.grad is None for t in target)
+
+
+def test_max_intensity_and_structure_terms():
+    from lure.training.source_similarity import max_intensity_loss, structure_similarity_loss, structure_weights
+
+    g = torch.Generator().manual_seed(2)
+    visible = torch.rand(1, 3, 32, 32, generator=g) * 0.5
+    infrared = torch.zeros(1, 1, 32, 32)
+    infrared[..., 8:16, 8:16] = 1.0  # a hot square on a flat background
+    fused_max = torch.maximum(rgb_to_ycbcr(visible)[:, :1], infrared).expand(-1, 3, -1, -1)
+    assert float(max_intensity_loss(fused_max, visible, infrared)) == pytest.approx(0.0, abs=1e-6)
+    assert float(max_intensity_loss(visible, visible, infrared)) > 0.03  # the hot square is lost
+    y_vi = rgb_to_ycbcr(visible)[:, :1]
+    w = structure_weights(y_vi, infrared)
+    assert w.shape == (1, 2, 32, 32)
+    torch.testing.assert_close(w.sum(1), torch.ones(1, 32, 32))
+    assert w[0, 1, 12, 8] > 0.5 > w[0, 1, 28, 28]  # infrared wins at its edge, visible texture elsewhere
+    keeps_square = structure_similarity_loss(fused_max, visible, infrared)
+    drops_square = structure_similarity_loss(visible, visible, infrared)
+    assert float(keeps_square) < float(drops_square)
+
+
+def test_latent_similarity_term_prefers_the_informative_source():
+    from lure.training.source_similarity import information_weights, latent_similarity_loss
+    from tests.model_helpers import seeded_demo_model
+
+    model = seeded_demo_model(4)
+    g = torch.Generator().manual_seed(3)
+    textured = torch.rand(1, 3, 32, 32, generator=g)
+    flat = torch.full((1, 1, 32, 32), 0.5)
+    text = torch.randn(1, 384, generator=g)
+
+    def encode(image, modality):
+        return model.encode(image.expand(-1, 3, -1, -1), model.project_text(text), modality)
+
+    towards_textured = latent_similarity_loss(encode, textured, textured, flat)
+    towards_flat = latent_similarity_loss(encode, flat.expand(-1, 3, -1, -1), textured, flat)
+    assert float(towards_textured) < float(towards_flat)
+    weights = information_weights(torch.tensor([3.0]), torch.tensor([1.0]), 0.1)
+    assert weights[0, 0] > 0.99 and float(weights.sum()) == pytest.approx(1.0)
+
+
+def test_stage2_objective_selects_its_term():
+    from lure.training.objectives import Stage2Objective
+    from tests.model_helpers import seeded_demo_model
+
+    model = seeded_demo_model(5)
+    model.set_stage("stage2")
+    g = torch.Generator().manual_seed(4)
+    vi, ir = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+    t_vi, t_ir = torch.randn(2, 384, generator=g), torch.randn(2, 384, generator=g)
+    base = Stage2Objective(model, 2.0, 0.0)(vi, ir, t_vi, t_ir)
+    for term in ("structure", "latent"):
+        total, parts = Stage2Objective(model, 2.0, 0.5, perceptual=term, intensity_weight=1.0)(vi, ir, t_vi, t_ir)
+        assert set(parts) == {"color", "grad", "intensity", "perceptual"}
+        expected = base[0] + parts["intensity"] + 0.5 * parts["perceptual"]
+        torch.testing.assert_close(total.detach(), expected.detach(), rtol=1e-4, atol=1e-6)
+        total.backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.fusion.parameters())
+        model.zero_grad()
+    with pytest.raises(ValueError, match="stage2.perceptual"):
+        Stage2Objective(model, 2.0, 0.5, perceptual="clip")
+    with pytest.raises(ValueError, match="VGG16"):
+        Stage2Objective(model, 2.0, 0.5, perceptual="vgg")

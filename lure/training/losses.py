@@ -50,8 +50,26 @@ def latent_similarity(latents_a: list[torch.Tensor], latents_b: list[torch.Tenso
     return torch.stack(sims).mean()
 
 
+UNIFIED_MEASURES = ("cosine", "pearson", "cosine_l1")
+
+
+def relative_latent_l1(latents: list[torch.Tensor], latents_pd: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over scales of ``mean|Z - Z_pd| / mean|Z_pd|`` with ``Z_pd`` a fixed target (detached):
+    a scale-aware distance that pulls the degraded image's latents onto the clean image's."""
+    terms = [(z - t.detach()).abs().mean() / t.detach().abs().mean().clamp_min(1e-6)
+             for z, t in zip(latents, latents_pd)]
+    return torch.stack(terms).mean()
+
+
 def unified_loss(latents: list[torch.Tensor], latents_pd: list[torch.Tensor], measure: str = "cosine") -> torch.Tensor:
-    """``L_unified = 1 - Gamma(Z, Z_pd)`` over the multi-scale latents."""
+    """``L_unified = 1 - Gamma(Z, Z_pd)`` over the multi-scale latents.
+
+    ``cosine`` (the paper), ``pearson`` (its "Using CC" ablation) or ``cosine_l1`` (ours): the
+    cosine term plus :func:`relative_latent_l1`. Cosine similarity ignores the latents' scale and
+    starts near 1 (latents share a large common component), so alone it unifies weakly; the
+    relative L1 also matches magnitudes, which the fusion rule (an activity-level weighting) sees."""
+    if measure == "cosine_l1":
+        return (1.0 - latent_similarity(latents, latents_pd, "cosine")) + relative_latent_l1(latents, latents_pd)
     return 1.0 - latent_similarity(latents, latents_pd, measure)
 
 

@@ -1,0 +1,106 @@
+"""The weights shipped in weights/: their manifest and sha256, the checkpoint the CLI picks, and
+that the shipped model fuses a held-out real pair better than pixel averaging."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data_prep.sources.folder import holdout_split
+from lure import weights
+from lure.cli import main
+from lure.fileio import sha256_file
+from tests.model_helpers import save_seeded_demo_checkpoint
+
+MANIFEST = json.loads(weights.MANIFEST.read_text()) if weights.MANIFEST.is_file() else None
+
+
+def test_manifest_lists_verified_weights_with_their_provenance():
+    assert MANIFEST is not None, f"{weights.MANIFEST} is missing"
+    assert MANIFEST["default"] in MANIFEST["weights"]
+    for name, entry in MANIFEST["weights"].items():
+        path = weights.WEIGHTS_DIR / entry["file"]
+        assert path.is_file(), f"{name}: {path} missing"
+        assert sha256_file(path) == entry["sha256"], f"{name}: sha256 differs from the manifest"
+        assert path.stat().st_size == entry["bytes"] <= 25 * 1024 * 1024
+        assert len(entry["code_commit"]) == 40
+        assert entry["training_data"]["train_sets"] and entry["heldout_metrics"]["vanilla"]
+        assert entry["parameters"]["total"] > 0 and entry["profile"] in ("real", "paper")
+
+
+def test_resolve_checkpoint_order(tmp_path, monkeypatch):
+    shipped = save_seeded_demo_checkpoint(tmp_path)
+    manifest = tmp_path / "manifest.json"
+    weights.write_manifest_entry("tiny", {"file": shipped.name, "sha256": sha256_file(shipped), "profile": "demo"},
+                                 manifest_path=manifest)
+    pipeline = tmp_path / "stage2" / "model.pt"
+    chosen = weights.resolve_checkpoint(None, pipeline=pipeline, manifest_path=manifest)
+    assert chosen.path == shipped and "shipped weights" in chosen.origin
+    pipeline.parent.mkdir()
+    pipeline.write_bytes(shipped.read_bytes())
+    chosen = weights.resolve_checkpoint(None, pipeline=pipeline, manifest_path=manifest)
+    assert chosen.path == pipeline and "pipeline" in chosen.origin
+    assert weights.resolve_checkpoint(shipped, pipeline=pipeline, manifest_path=manifest).path == shipped
+    with pytest.raises(FileNotFoundError, match="--checkpoint"):
+        weights.resolve_checkpoint(tmp_path / "absent.pt", pipeline=pipeline, manifest_path=manifest)
+    pipeline.unlink()
+    with open(shipped, "ab") as handle:  # a modified shipped file is refused
+        handle.write(b"x")
+    with pytest.raises(FileNotFoundError, match="sha256"):
+        weights.resolve_checkpoint(None, pipeline=pipeline, manifest_path=manifest)
+    with pytest.raises(FileNotFoundError, match="make demo"):
+        weights.resolve_checkpoint(None, pipeline=pipeline, manifest_path=tmp_path / "none.json")
+
+
+def test_export_keeps_the_model_and_drops_training_state(tmp_path):
+    import torch
+
+    from lure.checkpoint import load_model, save_checkpoint
+    from tests.model_helpers import seeded_demo_model
+
+    model = seeded_demo_model(1)
+    source = tmp_path / "trained.pt"
+    save_checkpoint(source, model, "demo", step=5, stage="stage2", optimizer={"state": {}})
+    info = weights.export_weights(source, tmp_path / "shipped.pt")
+    assert info["sha256"] == sha256_file(tmp_path / "shipped.pt") and info["parameters"]["total"] > 0
+    loaded, payload = load_model(tmp_path / "shipped.pt")
+    assert "optimizer" not in payload and payload["profile"] == "demo"
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_lure_info_lists_the_shipped_weights(capsys):
+    assert main(["info", "--weights"]) == 0
+    out = capsys.readouterr().out
+    assert MANIFEST is not None and MANIFEST["default"] in out and "ok" in out
+
+
+def test_shipped_model_beats_pixel_average_on_a_held_out_real_pair(shared_data, tmp_path, capsys):
+    """One RoadScene pair the shipped model never saw (held out by name, every fifth), fused by the
+    CLI with no --checkpoint and no pipeline model: Qabf and SD above pixel averaging."""
+    from lure.evaluation.baselines import pixel_average
+    from lure.metrics import fusion_metrics, rgb2gray_matlab
+
+    stems = sorted(p.stem for p in (shared_data / "roadscene" / "ir").iterdir())
+    stem = sorted(holdout_split(stems, 5))[0]
+    ir_path = next((shared_data / "roadscene" / "ir").glob(f"{stem}.*"))
+    vi_path = next((shared_data / "roadscene" / "vi").glob(f"{stem}.*"))
+    out = tmp_path / "fused.png"
+    from lure import inference
+
+    original = inference.DEFAULT_CHECKPOINT
+    inference.DEFAULT_CHECKPOINT = tmp_path / "no-pipeline-model.pt"  # force the shipped weights
+    try:
+        assert main(["fuse", "--ir", str(ir_path), "--vi", str(vi_path), "--out", str(out), "--no-progress"]) == 0
+    finally:
+        inference.DEFAULT_CHECKPOINT = original
+    assert "shipped weights" in capsys.readouterr().out
+    ir = np.asarray(Image.open(ir_path).convert("L"))
+    vi = np.asarray(Image.open(vi_path).convert("RGB"))
+    fused = np.asarray(Image.open(out))
+    ours = fusion_metrics(rgb2gray_matlab(fused), ir, rgb2gray_matlab(vi))
+    average = fusion_metrics(rgb2gray_matlab(pixel_average(ir, vi)), ir, rgb2gray_matlab(vi))
+    assert ours["Qabf"] > average["Qabf"] and ours["SD"] > average["SD"], (ours, average)
