@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--profiles", nargs="+", default=["demo", "paper"])
+    parser.add_argument("--profiles", nargs="+", default=["demo", "real", "paper"])
     parser.add_argument("--demo-repeats", type=int, default=5)
     parser.add_argument("--paper-repeats", type=int, default=1)
     parser.add_argument("--folder-pairs", type=int, default=5)

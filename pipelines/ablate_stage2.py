@@ -16,6 +16,7 @@ reference metrics. The variant with the most wins over the metric columns is mar
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -32,18 +33,19 @@ VARIANTS: dict[str, dict] = {
     "+intensity+structure": {"perceptual": "structure", "perceptual_weight": 1.0, "intensity_weight": 1.0},
     "+intensity+latent": {"perceptual": "latent", "perceptual_weight": 1.0, "intensity_weight": 1.0},
     "+intensity+structure x0.3": {"perceptual": "structure", "perceptual_weight": 0.3, "intensity_weight": 1.0},
-    "+intensity x0.5+structure": {"perceptual": "structure", "perceptual_weight": 1.0, "intensity_weight": 0.5},
 }
 COLUMNS = ("EN", "SD", "SF", "AG", "SCD", "Qabf", "VIF", "SSIM", "MS_SSIM")
 
 
 def run_variant(name: str, overrides: dict, params: dict, stage1: Path, root: Path, data_root: Path,
-                steps: int) -> Path:
+                steps: int, crop: int | None = None) -> Path:
     """Train stage 2 with ``overrides`` under ``root/<name>``; returns the final checkpoint."""
     from lure.training.trainer import StageOutputs, train
 
     run = dict(params)
     run["stage2"] = {**params["stage2"], **overrides, "steps": steps, "eval_every": 10**9}
+    if crop:
+        run["stage2"]["crop"] = crop
     folder = root / "".join(c if c.isalnum() else "_" for c in name)
     outputs = StageOutputs(folder / "checkpoints" / "stage2", folder / "dvclive" / "stage2")
     outputs.stage1_model_path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,13 +67,25 @@ def score(checkpoint: Path, pairs: list, backbone: str | None) -> dict[str, floa
     return mean_rows({"x": rows})["x"]
 
 
+def mean_ranks(rows: dict[str, dict[str, float]], columns: tuple[str, ...]) -> dict[str, float]:
+    """Each row's rank (1 = highest value) per column, averaged over ``columns`` (ties share the best rank)."""
+    ranks = {n: 0.0 for n in rows}
+    for c in columns:
+        values = sorted((r[c] for r in rows.values()), reverse=True)
+        for n, r in rows.items():
+            ranks[n] += 1 + values.index(r[c])
+    return {n: v / len(columns) for n, v in ranks.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="real")
     parser.add_argument("--stage1", required=True, help="frozen stage-1 checkpoint")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--crop", type=int, default=None, help="training crop (default: the profile's)")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), help="subset of the variants")
     parser.add_argument("--pairs", default=None, help="pair set to score (default: evaluate.pair_sets[0])")
+    parser.add_argument("--max-pairs", type=int, default=0, help="score the first N pairs only (0 = all)")
     parser.add_argument("--root", default="runs/ablation")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--out", default="results/real/ablation_stage2")
@@ -82,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     params = load_params(profile=args.profile)
     spec = args.pairs or params["evaluate"]["pair_sets"][0]
-    pair_set = load_pair_set(spec, args.data_root)
+    pair_set = load_pair_set(spec, args.data_root, args.max_pairs)
     if pair_set is None or not pair_set.pairs:
         print(f"ablate_stage2: error: pair set {spec} not found under {args.data_root}", file=sys.stderr)
         return 1
@@ -90,17 +104,29 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, float]] = {}
     for name in args.variants:
         checkpoint = run_variant(name, VARIANTS[name], params, Path(args.stage1), Path(args.root),
-                                 Path(args.data_root), args.steps)
-        rows[name] = {**score(checkpoint, pair_set.pairs, backbone), **VARIANTS[name]}
+                                 Path(args.data_root), args.steps, args.crop)
+        rows[name] = score(checkpoint, pair_set.pairs, backbone)
         print(name, " ".join(f"{c}={rows[name][c]:.3f}" for c in COLUMNS), flush=True)
-    wins = {n: sum(rows[n][c] == max(r[c] for r in rows.values()) for c in COLUMNS) for n in rows}
-    labels = {n: f"{n} (intensity {VARIANTS[n]['intensity_weight']}, {VARIANTS[n]['perceptual']} "
-                 f"{VARIANTS[n]['perceptual_weight']}; best in {wins[n]})" for n in rows}
-    notes = [f"stage 2 trained {args.steps} steps per variant on the frozen stage-1 model {args.stage1}; "
-             f"colour weight 1, gradient weight {params['stage2']['gradient_weight']}; scored on {spec} "
-             f"({len(pair_set.pairs)} held-out pairs, pseudo descriptions), means over pairs"]
-    write_table(args.out, f"Stage-2 loss ablation ({args.profile} profile)", rows, COLUMNS, labels,
+    ranks = mean_ranks(rows, COLUMNS)
+    best = min(ranks, key=ranks.get)
+    labels = {n: f"{n} (intensity {VARIANTS[n]['intensity_weight']:g}, {VARIANTS[n]['perceptual']} "
+                 f"{VARIANTS[n]['perceptual_weight']:g}){' **chosen**' if n == best else ''}" for n in rows}
+    for n in rows:
+        rows[n]["mean rank"] = ranks[n]
+    notes = [f"stage 2 trained {args.steps} steps per variant (crop {args.crop or params['stage2']['crop']}) on the "
+             f"frozen stage-1 model {args.stage1}; colour weight 1, gradient weight "
+             f"{params['stage2']['gradient_weight']}; scored on {spec} ({len(pair_set.pairs)} held-out pairs, "
+             "pseudo descriptions), means over pairs",
+             "mean rank: the variant's rank per metric column averaged over the nine columns (1 = best); "
+             "the lowest mean rank is chosen; in brackets: stage2.intensity_weight, stage2.perceptual (the "
+             "U2Fusion-role term) and stage2.perceptual_weight"]
+    columns = (*COLUMNS, "mean rank")
+    write_table(args.out, f"Stage-2 loss ablation ({args.profile} profile)", rows, columns, labels,
                 {n: len(pair_set.pairs) for n in rows}, notes)
+    from lure.fileio import atomic_write_text
+
+    atomic_write_text(Path(f"{args.out}.json"), json.dumps({"chosen": best, "overrides": VARIANTS[best],
+                                                            "rows": rows}, indent=2, default=str))
     print(f"wrote {args.out}.md/.csv")
     return 0
 

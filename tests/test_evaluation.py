@@ -35,13 +35,20 @@ def pair_folder(shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def evaluated(checkpoint, pair_folder, shared_data, tmp_path_factory):
+    from lure.checkpoint import save_checkpoint
+    from tests.model_helpers import seeded_demo_model
+
+    other_checkpoint = tmp_path_factory.mktemp("other") / "other.pt"
+    save_checkpoint(other_checkpoint, seeded_demo_model(9), "demo")
     params = load_params(profile="demo")
     params["evaluate"] = {
         "pair_sets": [f"folder:{pair_folder}", "absent/test"],
         "degraded_from": f"folder:{pair_folder}",
         "tasks": TASKS,
         "niqe_params": str(shared_data / "niqe" / "niqe_pris_params.npz"),
-        "grid": {"crop": 96, "pairs": 2},
+        "grid": {"crop": 96, "pairs": 2, "focus": "infrared"},
+        "degraded_max_pairs": 2,
+        "reference_checkpoints": {"other": str(other_checkpoint), "gone": str(checkpoint.parent / "gone.pt")},
     }
     out = tmp_path_factory.mktemp("results")
     result = evaluate(
@@ -90,11 +97,30 @@ def test_params_slug_and_validation():
     assert slug("demo/test") == "demo-test" and slug("oe+lc") == "oe_lc"
     assert slug("folder:../shared/data/roadscene") == "roadscene"
     cfg = evaluation_params({"evaluate": {"grid": {"crop": 64}}})
-    assert cfg["grid"] == {"crop": 64, "pairs": 2} and cfg["tasks"][0] == "ll"
+    assert cfg["grid"] == {"crop": 64, "pairs": 2, "focus": "centre"} and cfg["tasks"][0] == "ll"
+    assert cfg["degraded_max_pairs"] == cfg["max_pairs"] and cfg["reference_checkpoints"] == {}
     with pytest.raises(ValueError, match="unknown evaluate parameter"):
         evaluation_params({"evaluate": {"pairsets": []}})
     with pytest.raises(ValueError, match="unknown task"):
         evaluation_params({"evaluate": {"tasks": ["rain"]}})
+
+
+def test_grid_titles_draw_without_missing_glyphs_and_focus_on_heat():
+    from lure.evaluation.grid import drawable, hottest_point
+
+    assert drawable("vanilla fusion — roadscene × 4 → “ok”") == 'vanilla fusion - roadscene x 4 -> "ok"'
+    assert drawable("Café") == "Cafe"
+    dash = make_grid([[np.zeros((8, 8), np.uint8)]], ["x"], "a — b", crop=8)
+    plain = make_grid([[np.zeros((8, 8), np.uint8)]], ["x"], "a - b", crop=8)
+    assert np.array_equal(dash, plain)  # the em dash is drawn as a dash, not as a box
+    ir = np.zeros((100, 120), np.uint8)
+    ir[70:80, 90:100] = 255
+    row, col = hottest_point(ir, 40)
+    assert abs(row - 75) <= 2 and abs(col - 95) <= 2
+    grid = make_grid([[ir, ir]], ["IR", "IR"], crop=40, focus="infrared")
+    top = TITLE_HEIGHT + LABEL_HEIGHT + PAD
+    assert grid[top : top + 40, PAD : PAD + 40].max() == 255  # the hot block is inside the crop
+    assert make_grid([[ir, ir]], ["IR", "IR"], crop=40)[top : top + 40, PAD : PAD + 40].max() == 0
 
 
 def test_baselines_differ_from_each_other(checkpoint, pair_folder):
@@ -122,7 +148,9 @@ def test_evaluate_writes_tables_json_grids_and_fused_images(evaluated):
 
     with open(out / "tables" / f"vanilla_{set_slug}.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
-    assert [r["method"] for r in table] == list(VANILLA_METHODS)
+    assert [r["method"] for r in table] == [*VANILLA_METHODS, "model:other"]
+    assert table[-1]["Qabf"] != table[-2]["Qabf"]  # the reference model is a model of its own
+    assert any("gone.pt not found" in n for n in result["notes"])
     assert list(table[0]) == ["method", *METRIC_NAMES, "NIQE", "images"]
     assert all(r["images"] == "3" for r in table)
     assert all(math.isfinite(float(r["PSNR"])) and float(r["NIQE"]) > 0 for r in table)
@@ -130,6 +158,7 @@ def test_evaluate_writes_tables_json_grids_and_fused_images(evaluated):
         with open(out / "tables" / f"degraded_{slug(task)}.csv", newline="") as handle:
             rows = list(csv.DictReader(handle))
         assert [r["method"] for r in rows] == list(DEGRADED_METHODS)
+        assert all(r["images"] == "2" for r in rows)  # degraded_max_pairs
         assert list(rows[0])[-3:] == ["PSNR_clean", "SSIM_clean", "images"]
         values = {r["method"]: (float(r["PSNR_clean"]), float(r["SSIM"])) for r in rows}
         assert len(set(values.values())) == len(DEGRADED_METHODS)  # every method scores differently
@@ -145,7 +174,7 @@ def test_evaluate_writes_tables_json_grids_and_fused_images(evaluated):
     assert set(metrics["vanilla"][set_slug]["lure"]) == {*METRIC_NAMES, "NIQE"}
     assert set(metrics["degraded"]["ll"]["lure"]) == {*METRIC_NAMES, "NIQE", "PSNR_clean", "SSIM_clean"}
 
-    n_cols = {"vanilla": 2 + len(VANILLA_METHODS), "ll": 2 + len(DEGRADED_METHODS)}
+    n_cols = {"vanilla": 3 + len(VANILLA_METHODS), "ll": 2 + len(DEGRADED_METHODS)}
     for name, cols in n_cols.items():
         with Image.open(out / "grids" / f"grid_{name}.png") as grid:
             assert grid.size == (cols * 96 + (cols + 1) * PAD, TITLE_HEIGHT + LABEL_HEIGHT + 2 * 96 + 3 * PAD)
@@ -164,3 +193,43 @@ def test_evaluate_stage_entry_reports_a_missing_checkpoint(tmp_path, capsys):
 
     assert main(["--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "r")]) == 1
     assert "none.pt not found" in capsys.readouterr().err
+
+
+def test_classical_corrections_fix_what_they_should():
+    from data_prep.degradations import degrade
+    from data_prep.sources.demo import render_scene
+    from lure.evaluation.restoration import _psnr, classical_correction
+
+    ir, vi = render_scene(3, height=64, width=80)
+    for task, clean in (("ll", vi), ("oe", vi), ("lc", ir)):
+        degraded = degrade(clean, task, seed=2)
+        fixed = classical_correction(degraded, task)
+        assert fixed.shape == clean.shape and fixed.dtype == np.uint8
+        assert _psnr(fixed, clean) > _psnr(degraded, clean) + 2, task
+    assert np.array_equal(classical_correction(vi, "pd"), vi)
+    with pytest.raises(ValueError, match="unknown task"):
+        classical_correction(vi, "rain")
+
+
+def test_evaluate_scores_restoration_on_stage1_shards(checkpoint, tmp_path):
+    from data_prep import shards
+    from data_prep.sources import get_parser
+
+    parsed = get_parser("demo")(None, train=0, test=2, height=48, width=64, seed=5)
+    split_dir = tmp_path / "data" / "shards" / "demo" / "test"
+    entry = shards.build_shard(split_dir, "stage1", 0, parsed.stage1["test"])
+    shards.write_manifest(split_dir, dataset="demo", split="test", input_hash="x", shards={"stage1": [entry]},
+                          source_versions={}, generation={})
+    params = load_params(profile="demo")
+    params["evaluate"] = {"pair_sets": [], "tasks": [], "restoration_sets": ["demo/test", "absent/test"],
+                          "restoration_per_task": 1, "niqe_params": None}
+    result = evaluate(params, checkpoint, out_dir=tmp_path / "out", data_root=tmp_path / "data", progress=False)
+    scores = result["restoration"]["demo-test"]
+    assert set(scores) == {"ll", "hz", "oe", "lc", "sr4", "sr8"}  # pd has nothing to restore
+    assert all(scores[t][m]["images"] == 1 for t in scores for m in ("input", "classical", "lure"))
+    with open(tmp_path / "out" / "tables" / "restoration_demo-test.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["method"] for r in rows] == ["input", "classical", "lure"]
+    assert float(rows[0]["ll PSNR"]) < float(rows[1]["ll PSNR"])  # gain/gamma beats a dark input
+    assert any("absent/test" in n for n in result["notes"])
+    assert "restoration" in json.loads((tmp_path / "out" / "metrics.json").read_text())

@@ -20,7 +20,7 @@ from lure.fileio import atomic_write_text
 __all__ = ["LOWER_IS_BETTER", "format_markdown", "format_csv", "mean_rows", "write_table"]
 
 #: Metrics where lower is better; every other metric is higher-is-better.
-LOWER_IS_BETTER = frozenset({"MSE", "NIQE"})
+LOWER_IS_BETTER = frozenset({"MSE", "NIQE", "mean rank"})
 #: Decimals shown in Markdown per metric (default 3).
 DECIMALS = {"EN": 2, "SD": 2, "SF": 2, "AG": 2, "PSNR": 2, "MSE": 4, "NIQE": 2, "PSNR_clean": 2, "musiq": 2}
 
