@@ -190,7 +190,7 @@ def _plan(args: argparse.Namespace):
     return Fuser.resolve_plan(plan, args.vi_task, args.ir_task)
 
 
-def _tiling(args: argparse.Namespace):
+def tiling_from_args(args: argparse.Namespace):
     from lure.inference import TilingConfig
 
     base = TilingConfig()
@@ -202,7 +202,7 @@ def _tiling(args: argparse.Namespace):
     )
 
 
-def _load_fuser(args: argparse.Namespace, tiling, command: str = "fuse"):
+def load_fuser(args: argparse.Namespace, tiling, command: str = "fuse"):
     """The :class:`~lure.inference.Fuser` of ``--checkpoint``, else of the pipeline's final model,
     else of the shipped weights (:func:`lure.weights.resolve_checkpoint`); says which on stdout."""
     from lure import inference
@@ -243,14 +243,14 @@ def _single(args: argparse.Namespace) -> int:
             f"{', '.join(sorted(OUTPUT_FORMATS))}"
         )
     plan = _plan(args)
-    tiling = _tiling(args)
+    tiling = tiling_from_args(args)
     ir, vi = read_image(ir_path, "infrared"), read_image(vi_path, "visible")
     note = low_range_note(ir, ir_path, args.ir_range)
     ir, plan, scale_note = match_infrared(ir, vi, ir_path, vi_path, plan, args.ir_task is not None)
     for line in (note, scale_note):
         if line:
             print(line, file=sys.stderr)
-    fuser = _load_fuser(args, tiling)
+    fuser = load_fuser(args, tiling)
     height, width = vi.shape[:2]
     written = _fuse_one(fuser, ir, vi, plan, args, out, progress=not args.no_progress)
     mode = "tiled" if tiling.active(height, width) else "whole image"
@@ -291,12 +291,12 @@ def _folder(args: argparse.Namespace) -> int:
 
     ir_dir, vi_dir, out_dir = Path(args.ir_dir), Path(args.vi_dir), Path(args.out_dir)
     plan = _plan(args)
-    tiling = _tiling(args)
+    tiling = tiling_from_args(args)
     ir_files, vi_files = list_images(ir_dir, "infrared"), list_images(vi_dir, "visible")
     stems, skipped = match_pairs(ir_files, vi_files)
     if not stems:
         raise InputError(f"no pairs: no file name (without extension) appears in both {ir_dir} and {vi_dir}")
-    fuser = _load_fuser(args, tiling)
+    fuser = load_fuser(args, tiling)
     failed: list[PairResult] = []
     done = 0
     for stem in tqdm(stems, desc="fusing", unit="pair", disable=args.no_progress):

@@ -25,11 +25,11 @@ from pathlib import Path
 from lure.fuse_cli import (
     OUTPUT_FORMATS,
     InputError,
-    _load_fuser,
-    _tiling,
     add_common_options,
     list_images,
+    load_fuser,
     read_image,
+    tiling_from_args,
     write_image_atomic,
 )
 from lure.tasks import INFRARED, MODALITY_NAMES, MODALITY_TASKS, TASK_IDS, VISIBLE
@@ -76,8 +76,8 @@ def _single(args: argparse.Namespace, modality: int, source: Path) -> int:
     task = plan_task(modality, args.text, args.task)
     out = _output_path(args, source)
     read_image(source, MODALITY_NAMES[modality])  # input checks before the model loads
-    tiling = _tiling(args)
-    fuser = _load_fuser(args, tiling, command="restore")
+    tiling = tiling_from_args(args)
+    fuser = load_fuser(args, tiling, command="restore")
     written = _restore_one(fuser, source, modality, task, args, out, progress=not args.no_progress)
     print(f"wrote {written} ({MODALITY_NAMES[modality]}, task {task}, {fuser.device.type})")
     return 0
@@ -91,7 +91,7 @@ def _folder(args: argparse.Namespace, modality: int, folder: Path) -> int:
     if not files:
         raise InputError(f"no images in {folder}")
     out_dir = Path(args.out_dir)
-    fuser = _load_fuser(args, _tiling(args), command="restore")
+    fuser = load_fuser(args, tiling_from_args(args), command="restore")
     failed: list[tuple[str, str]] = []
     for stem, path in tqdm(files.items(), desc="restoring", unit="image", disable=args.no_progress):
         try:

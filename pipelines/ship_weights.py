@@ -76,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", default="results/metrics.json")
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--default", action="store_true", help="make it the weights lure fuse/restore use")
+    parser.add_argument("--code-commit", default=None,
+                        help="commit of the code that trained it (default: HEAD, checked for uncommitted changes)")
     parser.add_argument("--training", action="append", default=[], metavar="KEY=VALUE",
                         help="a training fact to record (repeatable), e.g. stage1_wall_s=3000")
     args = parser.parse_args(argv)
@@ -87,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
               f"not {args.profile!r}", file=sys.stderr)
         out.unlink()
         return 2
-    dirty = _git("status", "--porcelain", "--", "lure", "data_prep", "pipelines", "params.yaml")
+    dirty = "" if args.code_commit else _git("status", "--porcelain", "--", "lure", "data_prep", "pipelines",
+                                             "params.yaml")
     entry = {
         "file": out.name, **exported,
-        "code_commit": _git("rev-parse", "HEAD"), "code_uncommitted_changes": bool(dirty),
+        "code_commit": _git("rev-parse", args.code_commit or "HEAD"), "code_uncommitted_changes": bool(dirty),
         "training": {k: _value(v) for k, v in (item.split("=", 1) for item in args.training)},
         "training_data": training_data(params, Path(args.data_root)),
         "heldout_metrics": heldout_metrics(Path(args.metrics)),

@@ -3,7 +3,7 @@
 Runs in-process without a server (the DVC stage ``build_data`` calls it so) or as a served
 deployment::
 
-    export PREFECT_HOME=$PWD/.prefect PREFECT_API_URL=http://127.0.0.1:4200/api
+    export PREFECT_HOME=$PWD/.prefect PREFECT_API_URL=http://127.0.0.1:4200/api PREFECT_SERVER_ANALYTICS_ENABLED=false
     prefect server start --host 127.0.0.1 --port 4200 &           # 1. a local Prefect server
     python -m pipelines.flows.build_datasets serve --name local &  # 2. serve the deployment
     prefect deployment run build-datasets/local --watch           # 3. run it (params from params.yaml)
