@@ -144,7 +144,14 @@ def build_messages(source: str, example_in: str, example_out: str) -> list[dict[
 
 
 def paraphrase(llm, messages: list[dict[str, str]], seed: int, params: GenerationParams) -> str:
-    """One model answer (stripped of surrounding whitespace only; the filter judges the rest)."""
+    """One model answer (stripped of surrounding whitespace only; the filter judges the rest).
+
+    The context is reset and the sampler reseeded first, so an answer depends only on
+    ``(messages, seed, params)``, not on what the model was asked before (llama-cpp-python
+    reuses a cached prompt prefix otherwise, and 0.3.16 then samples differently)."""
+    llm.reset()
+    if hasattr(llm, "set_seed"):
+        llm.set_seed(int(seed))
     out = llm.create_chat_completion(
         messages=messages, temperature=params.temperature, top_p=params.top_p,
         max_tokens=params.max_tokens, seed=seed,
