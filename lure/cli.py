@@ -48,7 +48,9 @@ def _print_weights(shipped: list[dict]) -> None:
         return
     print("shipped weights (weights/manifest.json):")
     for w in shipped:
-        params = f"{w['parameters'] / 1e6:.2f} M parameters, " if w.get("parameters") else ""
+        count = w.get("parameters")
+        count = count.get("total") if isinstance(count, dict) else count
+        params = f"{count / 1e6:.2f} M parameters, " if count else ""
         state = "ok" if w["verified"] else "MISSING OR MODIFIED"
         print(f"  {w['name']}{' (default)' if w['default'] else ''}: {w['file']}, profile {w['profile']}, "
               f"{params}sha256 {w['sha256'][:12]}... {state}")
