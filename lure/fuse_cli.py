@@ -327,23 +327,31 @@ def _folder(args: argparse.Namespace) -> int:
 def run_fuse(args: argparse.Namespace) -> int:
     """Handler of ``lure fuse``: returns the exit code; prints one ``lure fuse: error: ...`` line
     on bad input instead of raising."""
+    return report_errors("fuse", lambda: _dispatch_fuse(args))
+
+
+def _dispatch_fuse(args: argparse.Namespace) -> int:
     folder_args = (args.ir_dir, args.vi_dir, args.out_dir)
+    if any(folder_args):
+        if not all(folder_args) or args.ir or args.vi or args.out:
+            raise InputError("folder mode needs --ir-dir, --vi-dir and --out-dir together (and no --ir/--vi/--out)")
+        return _folder(args)
+    if not (args.ir and args.vi):
+        raise InputError("give --ir and --vi (one pair) or --ir-dir, --vi-dir and --out-dir (folders)")
+    return _single(args)
+
+
+def report_errors(command: str, body) -> int:
+    """Run ``body()`` (returning an exit code); a bad input (``ValueError``, ``OSError``, e.g.
+    :class:`InputError` or an instruction error) becomes one ``lure <command>: error: ...`` line on
+    stderr and exit code 2, Ctrl-C exit code 130 (outputs are atomic, so nothing partial is left)."""
     try:
-        if any(folder_args):
-            if not all(folder_args) or args.ir or args.vi or args.out:
-                raise InputError(
-                    "folder mode needs --ir-dir, --vi-dir and --out-dir together (and no --ir/--vi/--out)"
-                )
-            return _folder(args)
-        if not (args.ir and args.vi):
-            raise InputError("give --ir and --vi (one pair) or --ir-dir, --vi-dir and --out-dir (folders)")
-        return _single(args)
-    except (ValueError, FileNotFoundError, OSError) as error:  # InstructionError is a ValueError
-        message = " ".join(str(error).split())
-        print(f"lure fuse: error: {message}", file=sys.stderr)
+        return body()
+    except (ValueError, FileNotFoundError, OSError) as error:
+        print(f"lure {command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lure fuse: interrupted (no partial output was left)", file=sys.stderr)
+        print(f"lure {command}: interrupted (no partial output was left)", file=sys.stderr)
         return 130
 
 

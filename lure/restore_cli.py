@@ -19,7 +19,6 @@ writes and exit codes are those of ``lure fuse`` (0 success, 1 some images of a 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from lure.fuse_cli import (
@@ -29,6 +28,7 @@ from lure.fuse_cli import (
     list_images,
     load_fuser,
     read_image,
+    report_errors,
     tiling_from_args,
     write_image_atomic,
 )
@@ -109,29 +109,26 @@ def _folder(args: argparse.Namespace, modality: int, folder: Path) -> int:
 
 def run_restore(args: argparse.Namespace) -> int:
     """Handler of ``lure restore``: the exit code; one ``lure restore: error: ...`` line on bad input."""
-    try:
-        sources = {"--vi": args.vi, "--ir": args.ir, "--vi-dir": args.vi_dir, "--ir-dir": args.ir_dir}
-        given = [k for k, v in sources.items() if v]
-        if len(given) != 1:
-            raise InputError("give exactly one of --vi, --ir (one image), --vi-dir, --ir-dir (a folder)"
-                             + (f"; got {', '.join(given)}" if given else ""))
-        if args.text is not None and args.task is not None:
-            raise InputError("give --text or --task, not both")
-        option = given[0]
-        modality = VISIBLE if option.startswith("--vi") else INFRARED
-        if option.endswith("-dir"):
-            if not args.out_dir or args.out:
-                raise InputError(f"folder mode needs {option} with --out-dir (and no --out)")
-            return _folder(args, modality, Path(sources[option]))
-        if args.out_dir:
-            raise InputError(f"{option} restores one image: use --out (or {option}-dir with --out-dir)")
-        return _single(args, modality, Path(sources[option]))
-    except (ValueError, FileNotFoundError, OSError) as error:
-        print(f"lure restore: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("lure restore: interrupted (no partial output was left)", file=sys.stderr)
-        return 130
+    return report_errors("restore", lambda: _dispatch_restore(args))
+
+
+def _dispatch_restore(args: argparse.Namespace) -> int:
+    sources = {"--vi": args.vi, "--ir": args.ir, "--vi-dir": args.vi_dir, "--ir-dir": args.ir_dir}
+    given = [k for k, v in sources.items() if v]
+    if len(given) != 1:
+        raise InputError("give exactly one of --vi, --ir (one image), --vi-dir, --ir-dir (a folder)"
+                         + (f"; got {', '.join(given)}" if given else ""))
+    if args.text is not None and args.task is not None:
+        raise InputError("give --text or --task, not both")
+    option = given[0]
+    modality = VISIBLE if option.startswith("--vi") else INFRARED
+    if option.endswith("-dir"):
+        if not args.out_dir or args.out:
+            raise InputError(f"folder mode needs {option} with --out-dir (and no --out)")
+        return _folder(args, modality, Path(sources[option]))
+    if args.out_dir:
+        raise InputError(f"{option} restores one image: use --out (or {option}-dir with --out-dir)")
+    return _single(args, modality, Path(sources[option]))
 
 
 def add_restore_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
