@@ -198,7 +198,8 @@ def test_evaluate_stage_entry_reports_a_missing_checkpoint(tmp_path, capsys):
 def test_classical_corrections_fix_what_they_should():
     from data_prep.degradations import degrade
     from data_prep.sources.demo import render_scene
-    from lure.evaluation.restoration import _psnr, classical_correction
+    from lure.evaluation.restoration import classical_correction
+    from lure.evaluation.runner import psnr_255 as _psnr
 
     ir, vi = render_scene(3, height=64, width=80)
     for task, clean in (("ll", vi), ("oe", vi), ("lc", ir)):

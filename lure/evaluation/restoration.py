@@ -27,6 +27,7 @@ TARGET_MEAN = 0.45
 
 
 def _luma(x: np.ndarray) -> np.ndarray:
+    """BT.601 luminance of a float image in [0, 1] (grey images pass through)."""
     return x if x.ndim == 2 else x @ np.array([0.299, 0.587, 0.114])
 
 
@@ -52,20 +53,10 @@ def classical_correction(image: np.ndarray, task: str) -> np.ndarray:
     return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else min(100.0, 10 * math.log10(255.0**2 / mse))
-
-
-def _grey(image: np.ndarray) -> np.ndarray:
-    from lure.metrics import rgb2gray_matlab
-
-    return (rgb2gray_matlab(image) if image.ndim == 3 else image).astype(np.float64)
-
-
 def score_restoration(fuser, samples: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     """``{task: {method: {"PSNR", "SSIM", "images"}}}`` means over the samples of each task (``pd``
     samples are skipped: there is nothing to restore)."""
+    from lure.evaluation.runner import _grey, psnr_255
     from lure.metrics import ssim_matlab
 
     scores: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
@@ -76,7 +67,8 @@ def score_restoration(fuser, samples: list[dict]) -> dict[str, dict[str, dict[st
         outputs = {"input": s["lq"], "classical": classical_correction(s["lq"], task),
                    "lure": fuser.restore(s["lq"], task, int(s["modality"]))}
         for method, out in outputs.items():
-            scores[task][method].append((_psnr(out, hq), ssim_matlab(_grey(out), _grey(hq), dynamic_range=255.0)))
+            scores[task][method].append((psnr_255(out, hq), ssim_matlab(_grey(out).astype(np.float64),
+                                                                       _grey(hq).astype(np.float64), dynamic_range=255.0)))
     return {task: {m: {"PSNR": float(np.mean([v[0] for v in vals])), "SSIM": float(np.mean([v[1] for v in vals])),
                        "images": len(vals)} for m, vals in per_method.items()}
             for task, per_method in scores.items()}

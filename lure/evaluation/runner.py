@@ -227,6 +227,13 @@ def _grey(image: np.ndarray) -> np.ndarray:
     return rgb2gray_matlab(image) if image.ndim == 3 else image
 
 
+def psnr_255(output: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR (dB, peak 255, all channels) of two uint8 images of one shape, capped at :data:`PSNR_CAP_DB`."""
+    diff = output.astype(np.float64) - reference.astype(np.float64)
+    mse = float(np.mean(diff * diff))
+    return PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10 * math.log10(255.0**2 / mse))
+
+
 class Scorer:
     """Reference metrics + NIQE (+ optional pyiqa metrics) of one output."""
 
@@ -271,11 +278,7 @@ class Scorer:
             for name, value in no_reference_metrics(rgb, self.no_reference, notes=self._nr_notes).items():
                 scores[name] = float("nan") if value is None else float(value)
         if clean_reference is not None:
-            diff = fused.astype(np.float64) - clean_reference.astype(np.float64)
-            mse = float(np.mean(diff * diff))
-            scores["PSNR_clean"] = (
-                PSNR_CAP_DB if mse == 0 else min(PSNR_CAP_DB, 10 * math.log10(255.0**2 / mse))
-            )
+            scores["PSNR_clean"] = psnr_255(fused, clean_reference)
             scores["SSIM_clean"] = ssim_matlab(
                 fused_grey.astype(np.float64), _grey(clean_reference).astype(np.float64), dynamic_range=255.0
             )
