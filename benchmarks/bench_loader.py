@@ -25,8 +25,9 @@ from data_prep import shards  # noqa: E402
 from data_prep.sources import demo  # noqa: E402
 from data_prep.sources.base import load_image  # noqa: E402
 from lure.data.augment import apply_pair, paired_crop_flip  # noqa: E402
-from lure.data.loaders import decode_png, fusion_loader, shard_urls, to_grey, to_rgb, to_tensor  # noqa: E402
+from lure.data.loaders import fusion_loader, shard_urls  # noqa: E402
 from lure.evaluation.io import atomic_write_json  # noqa: E402
+from lure.image_io import chw_tensor, decode_image, to_grey, to_rgb  # noqa: E402
 from lure.tasks import INFRARED, VISIBLE  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "loader.json"
@@ -46,10 +47,10 @@ class LooseFiles(IterableDataset):
         transform = paired_crop_flip(self.crop, seed=int(rng.integers(2**31)), second="ir")
         mine = self.names[wid::nw]
         for i in rng.permutation(len(mine)):
-            ir = to_grey(decode_png((self.root / "ir" / mine[i]).read_bytes()))
-            vi = to_rgb(decode_png((self.root / "vi" / mine[i]).read_bytes()))
+            ir = to_grey(decode_image((self.root / "ir" / mine[i]).read_bytes()))
+            vi = to_rgb(decode_image((self.root / "vi" / mine[i]).read_bytes()))
             vi, ir = apply_pair(transform, vi, ir, "ir")
-            yield {"ir": to_tensor(ir), "vi": to_tensor(vi), "key": mine[i]}
+            yield {"ir": chw_tensor(ir), "vi": chw_tensor(vi), "key": mine[i]}
 
 
 def _rate(loader, batches: int) -> float:

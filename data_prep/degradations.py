@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from lure.image_io import float_to_uint8
 from lure.tasks import INFRARED, VISIBLE, check_task
 
 #: Ranges ``(low, high)`` the random parameters are drawn from, uniformly, per task.
@@ -63,10 +64,6 @@ def _params(task: str, rng: np.random.Generator, overrides: dict) -> dict[str, f
     return drawn
 
 
-def _to_uint8(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
-
-
 def _luminance(x: np.ndarray) -> np.ndarray:
     return x if x.ndim == 2 else x @ np.array([0.299, 0.587, 0.114])
 
@@ -78,7 +75,7 @@ def low_light(image: np.ndarray, rng: np.random.Generator, exposure: float, gamm
     y = exposure * np.power(x, gamma)
     sigma = np.sqrt(shot_noise * y + read_noise**2)
     y = y + sigma * rng.standard_normal(y.shape)
-    return _to_uint8(y)
+    return float_to_uint8(y)
 
 
 def depth_proxy(image: np.ndarray) -> np.ndarray:
@@ -100,14 +97,14 @@ def haze(image: np.ndarray, rng: np.random.Generator, beta: float, airlight: flo
         t = t[:, :, None]
     else:
         a = airlight
-    return _to_uint8(j * t + a * (1.0 - t))
+    return float_to_uint8(j * t + a * (1.0 - t))
 
 
 def over_exposure(image: np.ndarray, rng: np.random.Generator, gain: float, gamma: float) -> np.ndarray:
     """Over-exposed image: ``y = clip((gain·x)^gamma)`` (gain brightens, gamma < 1 lifts mid-tones)."""
     del rng
     x = image.astype(np.float64) / 255.0
-    return _to_uint8(np.clip(gain * x, 0.0, 1.0) ** gamma)
+    return float_to_uint8(np.clip(gain * x, 0.0, 1.0) ** gamma)
 
 
 def low_contrast(image: np.ndarray, rng: np.random.Generator, contrast: float, offset: float) -> np.ndarray:
@@ -115,7 +112,7 @@ def low_contrast(image: np.ndarray, rng: np.random.Generator, contrast: float, o
     del rng
     x = image.astype(np.float64) / 255.0
     m = float(x.mean())
-    return _to_uint8(m + contrast * (x - m) + offset)
+    return float_to_uint8(m + contrast * (x - m) + offset)
 
 
 def downsample(image: np.ndarray, factor: int) -> np.ndarray:

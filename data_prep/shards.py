@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image
 
 from data_prep.sources.base import FusionRecord, Stage1Record, as_modality, load_image
+from lure import image_io
 from lure.fileio import atomic_open, atomic_write_bytes, sha256_file
 from lure.tasks import INFRARED, MODALITY_NAMES, VISIBLE
 
@@ -51,10 +52,8 @@ PNG_COMPRESS_LEVEL = 1
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of a uint8 ``HxW`` (grey) or ``HxWx3`` (RGB) array (deterministic)."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buf.getvalue()
+    """PNG bytes of a uint8 ``HxW`` (grey) or ``HxWx3`` (RGB) array at the shards' compression level."""
+    return image_io.encode_png(image, PNG_COMPRESS_LEVEL)
 
 
 def _resize_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -16,92 +16,24 @@ folder run failed (the others are written), 2 bad input or request (nothing writ
 from __future__ import annotations
 
 import argparse
-import io
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lure.fileio import atomic_write_bytes
+from lure import image_io
+from lure.image_io import WRITE_FORMATS, read_image, write_image
 from lure.tasks import INFRARED, MODALITY_TASKS, VISIBLE
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-OUTPUT_FORMATS = {
-    ".png": "PNG",
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".bmp": "BMP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-    ".webp": "WEBP",
-}
 
 
 class InputError(ValueError):
     """A problem with the user's input; the message is one line naming the file or option."""
 
 
-# ----------------------------------------------------------------------------- image I/O
-def read_image(path: str | os.PathLike, role: str) -> np.ndarray:
-    """Read an 8-bit or 16-bit image as uint8/uint16 ``HxW`` or ``HxWxC``; ``role`` names it in errors."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{role} image {path} does not exist")
-    if not path.is_file():
-        raise InputError(f"{role} image {path} is not a file")
-    if path.suffix.lower() in (".tif", ".tiff"):
-        try:
-            import tifffile
-
-            array = np.asarray(tifffile.imread(path))
-        except Exception as error:  # noqa: BLE001 - any reader failure means "not a readable TIFF"
-            raise InputError(f"{role} image {path} is not a readable TIFF ({type(error).__name__})") from None
-        if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
-            array = array.transpose(1, 2, 0)  # planar (C, H, W) TIFF
-        return _as_image_dtype(array, path, role)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                return _as_image_dtype(np.asarray(img), path, role)
-            if img.mode not in ("L", "RGB"):
-                img = img.convert("L" if img.mode in ("LA", "1") else "RGB")
-            return np.asarray(img).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise InputError(f"{role} image {path} is not a readable image ({type(error).__name__})") from None
-
-
-def _as_image_dtype(array: np.ndarray, path: Path, role: str) -> np.ndarray:
-    if array.dtype in (np.uint8, np.uint16):
-        return array
-    if np.issubdtype(array.dtype, np.integer) and array.size and array.min() >= 0 and array.max() <= 65535:
-        return array.astype(np.uint16)
-    raise InputError(f"{role} image {path} has unsupported pixel type {array.dtype} (expected 8 or 16 bit)")
-
-
 def image_size(array: np.ndarray) -> tuple[int, int]:
     """``(width, height)`` of an image array."""
     return int(array.shape[1]), int(array.shape[0])
-
-
-def write_image_atomic(array: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write a uint8 image to ``path`` (format from the suffix) through a temporary file + rename."""
-    from PIL import Image
-
-    path = Path(path)
-    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(
-            f"output {path}: unsupported extension {path.suffix!r}; use one of "
-            f"{', '.join(sorted(OUTPUT_FORMATS))}"
-        )
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format=fmt)
-    return atomic_write_bytes(path, buffer.getvalue())
 
 
 #: Size ratios (visible / infrared, both sides) for which a smaller infrared image is upsampled.
@@ -231,16 +163,16 @@ def _fuse_one(
     fuser, ir: np.ndarray, vi: np.ndarray, plan, args: argparse.Namespace, out: Path, progress: bool
 ) -> Path:
     fused = fuser.fuse(ir, vi, plan=plan, chroma=args.chroma, ir_range=args.ir_range, progress=progress)
-    return write_image_atomic(fused, out)
+    return write_image(out, fused)
 
 
 def _single(args: argparse.Namespace) -> int:
     ir_path, vi_path = Path(args.ir), Path(args.vi)
     out = Path(args.out) if args.out else Path(f"{vi_path.stem}_fused.png")
-    if out.suffix.lower() not in OUTPUT_FORMATS:
+    if out.suffix.lower() not in WRITE_FORMATS:
         raise InputError(
             f"--out {out}: unsupported extension {out.suffix!r}; use one of "
-            f"{', '.join(sorted(OUTPUT_FORMATS))}"
+            f"{', '.join(sorted(WRITE_FORMATS))}"
         )
     plan = _plan(args)
     tiling = tiling_from_args(args)
@@ -265,25 +197,15 @@ def list_images(folder: Path, role: str) -> dict[str, Path]:
     """Image files of ``folder`` by stem (an error when it is missing)."""
     if not folder.is_dir():
         raise InputError(f"{role} folder {folder} does not exist")
-    files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith("."):
-            files.setdefault(path.stem, path)
-    return files
+    return image_io.list_images(folder)
 
 
 def match_pairs(ir_files: dict[str, Path], vi_files: dict[str, Path]) -> tuple[list[str], list[PairResult]]:
     """Stems present in both folders, and a skip entry for each file without a partner."""
-    common = sorted(set(ir_files) & set(vi_files))
-    skipped = [
-        PairResult(s, reason=f"no visible image for infrared {ir_files[s].name}")
-        for s in sorted(set(ir_files) - set(vi_files))
-    ]
-    skipped += [
-        PairResult(s, reason=f"no infrared image for visible {vi_files[s].name}")
-        for s in sorted(set(vi_files) - set(ir_files))
-    ]
-    return common, skipped
+    pairs, ir_only, vi_only = image_io.pair_by_stem(ir_files, vi_files)
+    skipped = [PairResult(p.stem, reason=f"no visible image for infrared {p.name}") for p in ir_only]
+    skipped += [PairResult(p.stem, reason=f"no infrared image for visible {p.name}") for p in vi_only]
+    return [stem for stem, _, _ in pairs], skipped
 
 
 def _folder(args: argparse.Namespace) -> int:

@@ -43,7 +43,8 @@ import numpy as np
 import torch
 
 from lure.checkpoint import load_model
-from lure.color import luminance, rgb_to_ycbcr, ycbcr_to_rgb
+from lure.color import luminance
+from lure.image_io import infrared_tensor, to_uint8, visible_tensor, with_chroma
 from lure.instructions import TaskPlan
 from lure.models import LURE, SentenceEncoder
 from lure.paths import REPO_ROOT
@@ -58,16 +59,13 @@ __all__ = [
     "TilingConfig",
     "blend_ramp",
     "default_device",
-    "infrared_tensor",
     "run_tiled",
     "tile_starts",
-    "visible_tensor",
 ]
 
 #: The final fusion model written by the training pipeline (``dvc repro`` / ``make demo``).
 DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "stage2" / "model.pt"
 CHROMA_SOURCES = ("auto", "visible", "network")
-IR_RANGES = ("full", "stretch")
 
 
 class MissingCheckpointError(FileNotFoundError):
@@ -179,56 +177,6 @@ def run_tiled(
         total[..., r : r + th, c : c + tw] += weight
     assert out is not None
     return out / total
-
-
-# ----------------------------------------------------------------------------- array -> tensor
-def _scale(image: np.ndarray, name: str) -> np.ndarray:
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    if image.dtype == np.uint16:
-        return image.astype(np.float32) / 65535.0
-    raise ValueError(f"{name}: expected a uint8 or uint16 image, got dtype {image.dtype}")
-
-
-def visible_tensor(image: np.ndarray) -> torch.Tensor:
-    """Visible uint8/uint16 ``HxW``, ``HxWx1``, ``HxWx3`` or ``HxWx4`` -> float ``(1, C, H, W)`` in
-    [0, 1] with C = 3 (RGB) or 1 (grey)."""
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"visible image: expected a numpy array, got {type(image).__name__}")
-    if image.ndim == 3 and image.shape[2] in (1, 3, 4):
-        image = image[:, :, :3] if image.shape[2] > 1 else image[:, :, 0]
-    if image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
-        raise ValueError(f"visible image: expected HxW or HxWx3, got shape {image.shape}")
-    array = _scale(image, "visible image")
-    array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(0)
-
-
-def infrared_tensor(image: np.ndarray, ir_range: str = "full") -> torch.Tensor:
-    """Infrared uint8/uint16 ``HxW`` (``HxWx1``/``HxWx3``/``HxWx4`` grey: channels averaged) ->
-    float ``(1, 1, H, W)`` in [0, 1]. ``ir_range="stretch"`` maps the image's own min..max to 0..1
-    (for raw 16-bit radiometric counts); ``"full"`` divides by the dtype's maximum."""
-    if ir_range not in IR_RANGES:
-        raise ValueError(f"ir_range must be one of {IR_RANGES}, got {ir_range!r}")
-    if not isinstance(image, np.ndarray):
-        raise ValueError(f"infrared image: expected a numpy array, got {type(image).__name__}")
-    if image.ndim == 3 and image.shape[2] in (1, 3, 4):
-        image = image[:, :, 0] if image.shape[2] == 1 else image[:, :, :3]
-    if image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
-        raise ValueError(f"infrared image: expected HxW (or 3-channel grey), got shape {image.shape}")
-    array = _scale(image, "infrared image")
-    if array.ndim == 3:
-        array = array.mean(axis=2)
-    if ir_range == "stretch":
-        low, high = float(array.min()), float(array.max())
-        array = (array - low) / (high - low) if high > low else np.zeros_like(array)
-    return torch.from_numpy(np.ascontiguousarray(array))[None, None]
-
-
-def _to_uint8(tensor: torch.Tensor) -> np.ndarray:
-    """``(1, C, H, W)`` float [0, 1] -> uint8 ``HxWx3`` (C = 3) or ``HxW`` (C = 1)."""
-    array = tensor.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()[0]
-    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
 
 
 # ----------------------------------------------------------------------------- the runner
@@ -393,7 +341,7 @@ class Fuser:
                 f"{vi_t.shape[-1]}x{vi_t.shape[-2]} (WxH): the pair must be registered to the same size"
             )
         fused = self.fuse_tensor(vi_t, ir_t, plan, rule_only=rule_only, tile=tile, progress=progress)
-        return _to_uint8(self.compose_colour(fused, vi_t.to(fused.device), plan.visible, chroma))
+        return to_uint8(self.compose_colour(fused, vi_t.to(fused.device), plan.visible, chroma))
 
     @staticmethod
     def compose_colour(
@@ -405,8 +353,7 @@ class Fuser:
         if visible.shape[1] == 1:
             return y.clamp(0, 1)
         source = chroma if chroma != "auto" else ("visible" if visible_task == "pd" else "network")
-        cbcr = rgb_to_ycbcr(visible if source == "visible" else fused_rgb)[:, 1:]
-        return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1)).clamp(0, 1)
+        return with_chroma(y, visible if source == "visible" else fused_rgb)
 
     # -- restoration ---------------------------------------------------------------------
     @torch.inference_mode()
@@ -439,4 +386,4 @@ class Fuser:
         out = self._run(forward, [x.to(self.device)], self._tiling(tile), progress).clamp(0, 1)
         if modality == INFRARED or x.shape[1] == 1:
             out = luminance(out)
-        return _to_uint8(out)
+        return to_uint8(out)

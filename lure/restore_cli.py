@@ -22,16 +22,14 @@ import argparse
 from pathlib import Path
 
 from lure.fuse_cli import (
-    OUTPUT_FORMATS,
     InputError,
     add_common_options,
     list_images,
     load_fuser,
-    read_image,
     report_errors,
     tiling_from_args,
-    write_image_atomic,
 )
+from lure.image_io import WRITE_FORMATS, read_image, write_image
 from lure.tasks import INFRARED, MODALITY_NAMES, MODALITY_TASKS, TASK_IDS, VISIBLE
 
 
@@ -59,9 +57,9 @@ def plan_task(modality: int, text: str | None, task: str | None) -> str:
 
 def _output_path(args: argparse.Namespace, source: Path) -> Path:
     out = Path(args.out) if args.out else Path(f"{source.stem}_restored.png")
-    if out.suffix.lower() not in OUTPUT_FORMATS:
+    if out.suffix.lower() not in WRITE_FORMATS:
         raise InputError(f"--out {out}: unsupported extension {out.suffix!r}; use one of "
-                         f"{', '.join(sorted(OUTPUT_FORMATS))}")
+                         f"{', '.join(sorted(WRITE_FORMATS))}")
     return out
 
 
@@ -69,7 +67,7 @@ def _restore_one(fuser, path: Path, modality: int, task: str, args: argparse.Nam
                  progress: bool) -> Path:
     image = read_image(path, MODALITY_NAMES[modality])
     restored = fuser.restore(image, task, modality, ir_range=args.ir_range, progress=progress)
-    return write_image_atomic(restored, out)
+    return write_image(out, restored)
 
 
 def _single(args: argparse.Namespace, modality: int, source: Path) -> int:

@@ -12,7 +12,7 @@ from PIL import Image
 
 from lure import inference, weights
 from lure.cli import main
-from lure.fuse_cli import write_image_atomic
+from lure.image_io import write_image
 from tests.model_helpers import save_seeded_demo_checkpoint, write_roadscene_crops
 
 
@@ -187,7 +187,7 @@ def test_folder_mode_matches_stems_and_reports_skips(checkpoint, pairs, tmp_path
 
 def test_atomic_write_leaves_nothing_when_saving_fails(tmp_path):
     with pytest.raises(TypeError):
-        write_image_atomic(np.zeros((4, 4, 2), np.float64), tmp_path / "x.png")  # Pillow cannot encode it
+        write_image(tmp_path / "x.png", np.zeros((4, 4, 2), np.float64))  # Pillow cannot encode it
     assert list(tmp_path.iterdir()) == []
 
 

@@ -8,15 +8,14 @@ import torch
 from PIL import Image
 
 from lure.color import rgb_to_ycbcr
+from lure.image_io import infrared_tensor, visible_tensor
 from lure.inference import (
     Fuser,
     MissingCheckpointError,
     TilingConfig,
     blend_ramp,
-    infrared_tensor,
     run_tiled,
     tile_starts,
-    visible_tensor,
 )
 from lure.instructions import TaskPlan
 from tests.model_helpers import save_seeded_demo_checkpoint

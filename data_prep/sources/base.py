@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from lure import image_io
+from lure.image_io import list_images, read_uint8, to_layout
 from lure.tasks import INFRARED, VISIBLE, check_task
 
 ImageRef = Path | np.ndarray | Callable[[], np.ndarray]
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-STRAY_NAMES = {"thumbs.db", ".ds_store", "desktop.ini"}
 
 
 @dataclass
@@ -84,48 +83,14 @@ class SourceLayoutError(ValueError):
     """The dataset root does not have the published layout."""
 
 
-def is_image_file(path: Path) -> bool:
-    """True for a regular image file (case-insensitive extension), False for stray files."""
-    name = path.name
-    if name.lower() in STRAY_NAMES or name.startswith("._") or name.startswith("."):
-        return False
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS
-
-
-def list_images(folder: Path, skipped: list[str] | None = None) -> dict[str, Path]:
-    """Images directly in ``folder`` keyed by file stem (extension ignored), sorted by stem.
-
-    A stem present twice (``a.jpg`` and ``a.png``) keeps the first in sorted order and
-    reports the other in ``skipped``.
-    """
-    found: dict[str, Path] = {}
-    if not folder.is_dir():
-        return found
-    for path in sorted(folder.iterdir()):
-        if not is_image_file(path):
-            continue
-        if path.stem in found:
-            if skipped is not None:
-                skipped.append(f"{path}: duplicate of {found[path.stem].name}, ignored")
-            continue
-        found[path.stem] = path
-    return dict(sorted(found.items()))
-
-
 def pair_by_stem(
     first: dict[str, Path], second: dict[str, Path], skipped: list[str], what: tuple[str, str]
 ) -> list[tuple[str, Path, Path]]:
     """Pairs ``(stem, first_path, second_path)`` with equal stems; partners missing on either side
     are reported in ``skipped`` (``what`` names the two sides)."""
-    pairs = []
-    for stem, path in first.items():
-        if stem in second:
-            pairs.append((stem, path, second[stem]))
-        else:
-            skipped.append(f"{path}: no {what[1]} partner, skipped")
-    for stem, path in second.items():
-        if stem not in first:
-            skipped.append(f"{path}: no {what[0]} partner, skipped")
+    pairs, first_only, second_only = image_io.pair_by_stem(first, second)
+    skipped += [f"{path}: no {what[1]} partner, skipped" for path in first_only]
+    skipped += [f"{path}: no {what[0]} partner, skipped" for path in second_only]
     return pairs
 
 
@@ -223,43 +188,23 @@ def record_paths(parsed: ParsedSource) -> list[Path]:
 
 def load_image(ref: ImageRef, modality: int) -> np.ndarray:
     """Load ``ref`` as uint8: visible -> ``HxWx3`` RGB (grey turned RGB), infrared -> ``HxW``
-    (RGB/3-channel grey turned grey). 16-bit images are scaled to 8 bits."""
+    (RGB/3-channel grey turned grey). 16-bit images are scaled to 8 bits
+    (:func:`lure.image_io.read_uint8`)."""
     if isinstance(ref, np.ndarray):
         arr = ref
     elif callable(ref) and not isinstance(ref, Path):
         arr = ref()
     else:
-        try:
-            with Image.open(ref) as img:
-                if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                    arr16 = np.asarray(img, dtype=np.float64)
-                    top = 65535.0 if arr16.max() > 255 else 255.0
-                    img = Image.fromarray(np.clip(arr16 / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
-                img = img.convert("RGB" if modality == VISIBLE else "L")
-                arr = np.asarray(img)
-        except (OSError, ValueError) as err:
-            raise OSError(f"cannot read image {ref}: {err}") from err
+        arr = read_uint8(ref, grey=_grey(modality))
     return as_modality(arr, modality)
 
 
 def as_modality(arr: np.ndarray, modality: int) -> np.ndarray:
     """Convert a uint8 array to the modality's convention (RGB HxWx3 for visible, HxW for infrared)."""
-    arr = np.asarray(arr)
-    if arr.dtype != np.uint8:
-        raise TypeError(f"images must be uint8, got {arr.dtype}")
-    if arr.ndim == 3 and arr.shape[2] == 4:
-        arr = arr[:, :, :3]
-    if modality == VISIBLE:
-        if arr.ndim == 2:
-            arr = np.repeat(arr[:, :, None], 3, axis=2)
-        elif arr.shape[2] == 1:
-            arr = np.repeat(arr, 3, axis=2)
-        return np.ascontiguousarray(arr)
-    if modality == INFRARED:
-        if arr.ndim == 3:
-            if arr.shape[2] == 1:
-                arr = arr[:, :, 0]
-            else:
-                arr = np.asarray(Image.fromarray(np.ascontiguousarray(arr[:, :, :3])).convert("L"))
-        return np.ascontiguousarray(arr)
-    raise ValueError(f"modality must be 0 (visible) or 1 (infrared), got {modality!r}")
+    return to_layout(arr, grey=_grey(modality))
+
+
+def _grey(modality: int) -> bool:
+    if modality not in (VISIBLE, INFRARED):
+        raise ValueError(f"modality must be 0 (visible) or 1 (infrared), got {modality!r}")
+    return modality == INFRARED

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from lure.image_io import list_images
 from lure.tasks import INFRARED, VISIBLE
 
 from .base import (
@@ -23,7 +24,6 @@ from .base import (
     Stage1Record,
     child_dir,
     files_fingerprint,
-    list_images,
     make_key,
     pair_by_stem,
     record_paths,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lure.image_io import is_image_file, list_images
 from lure.tasks import VISIBLE
 
 from .base import (
@@ -17,8 +18,6 @@ from .base import (
     Stage1Record,
     child_dir,
     files_fingerprint,
-    is_image_file,
-    list_images,
     make_key,
     record_paths,
     require_dir,

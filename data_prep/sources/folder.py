@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from lure.image_io import list_images
 from lure.tasks import INFRARED, VISIBLE
 
 from .base import (
@@ -30,7 +31,6 @@ from .base import (
     SourceLayoutError,
     child_dir,
     files_fingerprint,
-    list_images,
     load_image,
     make_key,
     pair_by_stem,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lure.image_io import list_images
 from lure.tasks import VISIBLE
 
 from .base import (
@@ -16,7 +17,6 @@ from .base import (
     child_dir,
     files_fingerprint,
     find_dir,
-    list_images,
     make_key,
     pair_by_stem,
     record_paths,

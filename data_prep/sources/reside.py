@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lure.image_io import list_images
 from lure.tasks import VISIBLE
 
 from .base import (
@@ -21,7 +22,6 @@ from .base import (
     child_dir,
     files_fingerprint,
     find_dir,
-    list_images,
     make_key,
     record_paths,
 )

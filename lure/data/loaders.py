@@ -21,7 +21,6 @@ Evaluation iterators read full-size uint8 images in shard order, single process:
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import threading
@@ -32,12 +31,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
 import webdataset as wds
-from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from lure.data.augment import apply_pair, paired_crop_flip
+from lure.image_io import chw_tensor, decode_image, to_grey, to_rgb
 from lure.tasks import INFRARED, VISIBLE
 
 MANIFEST = "manifest.json"
@@ -85,31 +83,6 @@ def _as_url_list(urls: list[str] | str | Path, kind: str | None = None) -> list[
     return out
 
 
-# ----------------------------------------------------------------------------- decoding
-def decode_png(data: bytes) -> np.ndarray:
-    """PNG/JPEG bytes -> uint8 array (``HxW`` for single-channel, ``HxWx3`` for colour)."""
-    with Image.open(io.BytesIO(data)) as img:
-        if img.mode not in ("L", "RGB"):
-            img = img.convert("RGB" if img.mode in ("RGBA", "P", "CMYK") else "L")
-        return np.asarray(img)
-
-
-def to_rgb(image: np.ndarray) -> np.ndarray:
-    """uint8 ``HxW`` or ``HxWx3`` -> ``HxWx3`` (grey repeated)."""
-    return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
-
-
-def to_grey(image: np.ndarray) -> np.ndarray:
-    """uint8 ``HxWx3`` -> ``HxW`` (ITU-R 601 luma, as PIL's ``convert("L")``); ``HxW`` unchanged."""
-    return image if image.ndim == 2 else np.asarray(Image.fromarray(image).convert("L"))
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 ``HxW``/``HxWx3`` -> float32 ``(3, H, W)`` in [0, 1]."""
-    rgb = np.ascontiguousarray(to_rgb(image).transpose(2, 0, 1))
-    return torch.from_numpy(rgb).float().div_(255.0)
-
-
 def _raw_samples(urls: list[str], handler=wds.reraise_exception) -> Iterable[dict]:
     """Undecoded samples of ``urls`` in order, in the calling process (no worker splitting)."""
     return wds.WebDataset(urls, shardshuffle=False, nodesplitter=None, workersplitter=None,
@@ -120,7 +93,7 @@ def iter_fusion_pairs(urls: list[str] | str | Path) -> Iterator[tuple[str, np.nd
     """Full-size fusion pairs ``(key, ir uint8 HxW, vi uint8 HxWx3)`` in shard order."""
     for s in _raw_samples(_as_url_list(urls, "fusion")):
         if "ir.png" in s:
-            yield s["__key__"], to_grey(decode_png(s["ir.png"])), to_rgb(decode_png(s["vi.png"]))
+            yield s["__key__"], to_grey(decode_image(s["ir.png"])), to_rgb(decode_image(s["vi.png"]))
 
 
 def iter_degraded_pairs(urls: list[str] | str | Path) -> Iterator[dict]:
@@ -130,10 +103,10 @@ def iter_degraded_pairs(urls: list[str] | str | Path) -> Iterator[dict]:
         if "ir.png" not in s:
             continue
         meta = json.loads(s["json"])
-        ir, vi = to_grey(decode_png(s["ir.png"])), to_rgb(decode_png(s["vi.png"]))
+        ir, vi = to_grey(decode_image(s["ir.png"])), to_rgb(decode_image(s["vi.png"]))
         yield {"key": s["__key__"], "ir": ir, "vi": vi,
-               "ir_clean": to_grey(decode_png(s["ir_clean.png"])) if "ir_clean.png" in s else ir,
-               "vi_clean": to_rgb(decode_png(s["vi_clean.png"])) if "vi_clean.png" in s else vi,
+               "ir_clean": to_grey(decode_image(s["ir_clean.png"])) if "ir_clean.png" in s else ir,
+               "vi_clean": to_rgb(decode_image(s["vi_clean.png"])) if "vi_clean.png" in s else vi,
                "vi_task": meta.get("vi_task", "pd"), "ir_task": meta.get("ir_task", "pd")}
 
 
@@ -146,7 +119,7 @@ def iter_stage1_samples(urls: list[str] | str | Path) -> Iterator[dict]:
         meta = json.loads(s["json"])
         conv = to_rgb if meta["modality"] == VISIBLE else to_grey
         yield {"key": s["__key__"], "task": meta["task"], "modality": int(meta["modality"]),
-               "lq": conv(decode_png(s["lq.png"])), "hq": conv(decode_png(s["hq.png"]))}
+               "lq": conv(decode_image(s["lq.png"])), "hq": conv(decode_image(s["hq.png"]))}
 
 
 # ----------------------------------------------------------------------------- training streams
@@ -225,13 +198,13 @@ class _Stage1Stream(IterableDataset):
     @staticmethod
     def _decode(s: dict, transform) -> dict:
         meta = json.loads(s["json"])
-        lq, hq = decode_png(s["lq.png"]), decode_png(s["hq.png"])
+        lq, hq = decode_image(s["lq.png"]), decode_image(s["hq.png"])
         if int(meta["modality"]) == INFRARED:
             lq, hq = to_grey(lq), to_grey(hq)
         else:
             lq, hq = to_rgb(lq), to_rgb(hq)
         lq, hq = apply_pair(transform, lq, hq, "hq")
-        return {"lq": to_tensor(lq), "hq": to_tensor(hq), "modality": int(meta["modality"]),
+        return {"lq": chw_tensor(lq), "hq": chw_tensor(hq), "modality": int(meta["modality"]),
                 "task": meta["task"], "key": s["__key__"]}
 
 
@@ -261,9 +234,9 @@ class _FusionPass(IterableDataset):
 
     @staticmethod
     def _decode(s: dict, transform) -> dict:
-        ir, vi = to_grey(decode_png(s["ir.png"])), to_rgb(decode_png(s["vi.png"]))
+        ir, vi = to_grey(decode_image(s["ir.png"])), to_rgb(decode_image(s["vi.png"]))
         vi, ir = apply_pair(transform, vi, ir, "ir")
-        return {"ir": to_tensor(ir), "vi": to_tensor(vi), "key": s["__key__"]}
+        return {"ir": chw_tensor(ir), "vi": chw_tensor(vi), "key": s["__key__"]}
 
 
 def drop_inherited_thread_exit_hooks(worker_id: int) -> None:

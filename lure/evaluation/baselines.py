@@ -24,8 +24,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from lure.color import rgb_to_ycbcr, ycbcr_to_rgb
-from lure.inference import Fuser, infrared_tensor, visible_tensor
+from lure.color import rgb_to_ycbcr
+from lure.image_io import infrared_tensor, to_uint8, visible_tensor, with_chroma
+from lure.inference import Fuser
 from lure.instructions import TaskPlan
 from lure.tasks import INFRARED, VISIBLE
 
@@ -68,16 +69,6 @@ GRID_LABELS: dict[str, str] = {
 }
 
 
-def _with_visible_chroma(y: torch.Tensor, visible: torch.Tensor) -> np.ndarray:
-    """uint8 image of luminance ``y`` ``(1, 1, H, W)`` with the chroma of ``visible`` (grey: Y only)."""
-    if visible.shape[1] == 1:
-        out = y
-    else:
-        out = ycbcr_to_rgb(torch.cat([y, rgb_to_ycbcr(visible)[:, 1:]], dim=1))
-    array = out.clamp(0, 1).mul(255).round().to(torch.uint8).numpy()[0]
-    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
-
-
 def _pixel_rule(
     ir: np.ndarray, vi: np.ndarray, combine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 ) -> np.ndarray:
@@ -85,7 +76,7 @@ def _pixel_rule(
     if vi_t.shape[-2:] != ir_t.shape[-2:]:
         raise ValueError(f"infrared {ir.shape[:2]} and visible {vi.shape[:2]} images differ in size")
     y_vi = vi_t if vi_t.shape[1] == 1 else rgb_to_ycbcr(vi_t)[:, :1]
-    return _with_visible_chroma(combine(y_vi, ir_t), vi_t)
+    return to_uint8(with_chroma(combine(y_vi, ir_t), vi_t))
 
 
 def pixel_average(ir: np.ndarray, vi: np.ndarray) -> np.ndarray:

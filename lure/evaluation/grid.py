@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lure.evaluation.io import atomic_write_png
+from lure.image_io import write_image
 
 __all__ = ["LABEL_HEIGHT", "PAD", "TITLE_HEIGHT", "centre_crop", "grid_shape", "make_grid", "save_grid"]
 
@@ -140,4 +140,4 @@ def save_grid(
     focus: str = "centre",
 ) -> Path:
     """:func:`make_grid` written atomically as PNG to ``path``."""
-    return atomic_write_png(path, make_grid(rows, labels, title, crop, focus))
+    return write_image(path, make_grid(rows, labels, title, crop, focus))

@@ -1,8 +1,7 @@
-"""Atomic writers for evaluation outputs (JSON, PNG) on top of :mod:`lure.fileio`."""
+"""Atomic JSON writing for evaluation outputs (images: :func:`lure.image_io.write_image`)."""
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -11,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from lure.fileio import atomic_write_bytes, atomic_write_text
+from lure.fileio import atomic_write_text
 
 
 def json_safe(value: Any) -> Any:
@@ -29,12 +28,3 @@ def json_safe(value: Any) -> Any:
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(json_safe(data), indent=2, sort_keys=False) + "\n")
-
-
-def atomic_write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write a uint8 ``HxW`` or ``HxWx3`` array as PNG."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
-    return atomic_write_bytes(path, buffer.getvalue())

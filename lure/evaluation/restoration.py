@@ -21,6 +21,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from lure.image_io import float_to_uint8
+
 RESTORATION_METHODS = ("input", "classical", "lure")
 METHOD_LABELS = {"input": "degraded input", "classical": "classical correction", "lure": "LURE restore"}
 TARGET_MEAN = 0.45
@@ -50,7 +52,7 @@ def classical_correction(image: np.ndarray, task: str) -> np.ndarray:
         y = x
     else:
         raise ValueError(f"unknown task {task!r}")
-    return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
+    return float_to_uint8(y)
 
 
 def score_restoration(fuser, samples: list[dict]) -> dict[str, dict[str, dict[str, float]]]:

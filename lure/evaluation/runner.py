@@ -50,9 +50,18 @@ from lure.evaluation.baselines import (
     run_method,
 )
 from lure.evaluation.grid import save_grid
-from lure.evaluation.io import atomic_write_json, atomic_write_png
+from lure.evaluation.io import atomic_write_json
 from lure.evaluation.tables import format_markdown, mean_rows, write_table
 from lure.fileio import atomic_write_text
+from lure.image_io import (
+    list_images,
+    mean_grey,
+    pair_by_stem,
+    read_image,
+    reduce_to_8bit,
+    to_rgb,
+    write_image,
+)
 from lure.paths import REPO_ROOT
 from lure.tasks import DEGRADED_EVAL_TASKS
 
@@ -127,32 +136,16 @@ def _resolve(path: str, base: Path) -> Path:
     return p if p.is_absolute() else (base / p)
 
 
-def _grey_ir(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 3:
-        image = image[:, :, :3].mean(axis=2).round().astype(image.dtype)
-    if image.dtype == np.uint16:
-        image = np.round(image.astype(np.float64) / 257.0).astype(np.uint8)
-    return image
-
-
-def _rgb_vi(image: np.ndarray) -> np.ndarray:
-    if image.dtype == np.uint16:
-        image = np.round(image.astype(np.float64) / 257.0).astype(np.uint8)
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(image[:, :, :3])
-
-
 def _folder_pairs(folder: Path, limit: int) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    from lure.fuse_cli import list_images, match_pairs, read_image
-
-    ir_files, vi_files = list_images(folder / "ir", "infrared"), list_images(folder / "vi", "visible")
-    stems, _ = match_pairs(ir_files, vi_files)
-    for stem in stems[: limit or None]:
-        ir, vi = (
-            _grey_ir(read_image(ir_files[stem], "infrared")),
-            _rgb_vi(read_image(vi_files[stem], "visible")),
-        )
+    """The registered pairs of ``folder/{ir,vi}`` by stem as uint8 (infrared ``HxW``: channels
+    averaged, visible ``HxWx3``); pairs of different sizes are left out."""
+    for side in ("ir", "vi"):
+        if not (folder / side).is_dir():
+            raise FileNotFoundError(f"pair set folder {folder / side} does not exist")
+    pairs, _, _ = pair_by_stem(list_images(folder / "ir"), list_images(folder / "vi"))
+    for stem, ir_path, vi_path in pairs[: limit or None]:
+        ir = reduce_to_8bit(mean_grey(read_image(ir_path, "infrared")))
+        vi = np.ascontiguousarray(to_rgb(reduce_to_8bit(read_image(vi_path, "visible")))[:, :, :3])
         if ir.shape[:2] != vi.shape[:2]:
             continue
         yield stem, ir, vi
@@ -398,7 +391,7 @@ def evaluate(
                 per_image[m].append(scorer(fused, ir, vi))
             if cfg["save_fused"]:
                 files.append(
-                    atomic_write_png(
+                    write_image(
                         out_dir / "fused" / pair_set.slug / f"{slug(key) or n}.png", outputs["lure"]
                     )
                 )

@@ -8,13 +8,19 @@ import numpy as np
 import torch
 
 from lure.color import luminance
-from lure.imaging import luminance_uint8, psnr, to_tensor
+from lure.image_io import luminance_uint8, to_tensor
 from lure.models import LURE, crop_to, pad_to_multiple
 from lure.tasks import INFRARED
 from lure.training.losses import latent_similarity
 from lure.training.text_bank import TextBank
 
 GRADIENT_METRICS = ("AG", "SF", "SD", "EN", "Qabf")
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of two [0, 1] images (values clamped)."""
+    mse = float((a.clamp(0, 1) - b.clamp(0, 1)).pow(2).mean())
+    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
 
 
 @torch.no_grad()
