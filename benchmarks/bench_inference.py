@@ -186,7 +186,7 @@ def bench_folder(encoder, pairs: int) -> dict:
 def rss_child(profile: str, tile: str) -> None:
     """Subprocess body: load, fuse one 1280 x 1024 pair, print JSON with the peak RSS."""
     from lure.inference import Fuser
-    from lure.text_backbone import load_sentence_encoder
+    from lure.text.sentence_encoder import load_sentence_encoder
 
     ir, vi, source = pair(1024, 1280)
     fuser = Fuser(seeded_model(profile), load_sentence_encoder(), device="cpu")
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_child(args.rss_child, args.rss_tile)
         return 0
 
-    from lure.text_backbone import load_sentence_encoder
+    from lure.text.sentence_encoder import load_sentence_encoder
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     encoder = load_sentence_encoder(device=device)

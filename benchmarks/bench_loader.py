@@ -28,7 +28,7 @@ from lure.data.augment import apply_pair, paired_crop_flip  # noqa: E402
 from lure.data.loaders import fusion_loader, shard_urls  # noqa: E402
 from lure.evaluation.io import atomic_write_json  # noqa: E402
 from lure.image_io import chw_tensor, decode_image, to_grey, to_rgb  # noqa: E402
-from lure.tasks import INFRARED, VISIBLE  # noqa: E402
+from lure.text.vocabulary import INFRARED, VISIBLE  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "loader.json"
 

@@ -5,7 +5,7 @@ visible image is ``HxWx3`` RGB (a grey ``HxW`` visible image is accepted too), a
 infrared image ``HxW`` (``HxWx1`` is squeezed). Outputs keep the input's size and shape.
 Every function is deterministic given ``seed``: the same seed gives the same bytes.
 
-Tasks (ids from :mod:`lure.tasks`):
+Tasks (ids from :mod:`lure.text.vocabulary`):
 
 * ``ll`` low light: exposure scaling + gamma + signal-dependent (Poisson-Gaussian) noise.
 * ``hz`` haze: atmospheric scattering ``I = J·t + A·(1 − t)``, ``t = exp(−β·d)`` with a depth
@@ -28,7 +28,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from lure.image_io import float_to_uint8
-from lure.tasks import INFRARED, VISIBLE, check_task
+from lure.text.vocabulary import INFRARED, VISIBLE, check_task
 
 #: Ranges ``(low, high)`` the random parameters are drawn from, uniformly, per task.
 PARAM_RANGES: dict[str, dict[str, tuple[float, float]]] = {

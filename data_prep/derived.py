@@ -27,7 +27,7 @@ import numpy as np
 
 from data_prep.degradations import degrade, degrade_pair
 from data_prep.sources.base import FusionRecord, ImageRef, ParsedSource, Stage1Record, load_image
-from lure.tasks import DEGRADED_EVAL_TASKS, INFRARED, VISIBLE
+from lure.text.vocabulary import DEGRADED_EVAL_TASKS, INFRARED, VISIBLE
 
 
 def _sample_seed(seed: int, key: str, task: str) -> int:
@@ -66,7 +66,7 @@ def restoration_set(parsed: ParsedSource, tasks: dict[str, list[str]] | None = N
     ``tasks``: ``{"visible": [...], "infrared": [...]}`` (default: every task of each modality,
     ``pd`` included). Each degraded task gets ``variants`` copies with different seeds
     (``pd`` one); keys are ``<pair key>_<vi|ir>_<task>[_<variant>]``."""
-    from lure.tasks import MODALITY_TASKS
+    from lure.text.vocabulary import MODALITY_TASKS
 
     wanted = {VISIBLE: list((tasks or {}).get("visible", MODALITY_TASKS[VISIBLE])),
               INFRARED: list((tasks or {}).get("infrared", MODALITY_TASKS[INFRARED]))}

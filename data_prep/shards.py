@@ -43,7 +43,7 @@ from PIL import Image
 from data_prep.sources.base import FusionRecord, Stage1Record, as_modality, load_image
 from lure import image_io
 from lure.fileio import atomic_open, atomic_write_bytes, sha256_file
-from lure.tasks import INFRARED, MODALITY_NAMES, VISIBLE
+from lure.text.vocabulary import INFRARED, MODALITY_NAMES, VISIBLE
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"

@@ -6,7 +6,7 @@ Examples::
     lure fuse --ir ir.tif --vi vi.png --vi-task oe --ir-task lc
     lure fuse --ir-dir data/ir --vi-dir data/vi --out-dir fused/
 
-The request text goes through :func:`lure.instructions.parse`; ``--vi-task``/``--ir-task`` set
+The request text goes through :func:`lure.text.parser.parse`; ``--vi-task``/``--ir-task`` set
 (or override) the plan directly. Outputs are 8-bit images with the visible image's size and
 colour (see :mod:`lure.inference`), written under a temporary name and renamed into place, so a
 failed or killed run never leaves a partial file. Exit codes: 0 success, 1 some pairs of a
@@ -24,7 +24,7 @@ import numpy as np
 
 from lure import image_io
 from lure.image_io import WRITE_FORMATS, read_image, write_image
-from lure.tasks import INFRARED, MODALITY_TASKS, VISIBLE
+from lure.text.vocabulary import INFRARED, MODALITY_TASKS, VISIBLE
 
 
 class InputError(ValueError):
@@ -79,7 +79,7 @@ def match_infrared(ir: np.ndarray, vi: np.ndarray, ir_path: Path, vi_path: Path,
     """``(infrared at the visible size, plan, note)``: a 4x/8x smaller infrared image is upsampled
     bicubically and, unless the request named an infrared task, its task becomes ``sr4``/``sr8``;
     ``note`` says so (``None`` for equal sizes)."""
-    from lure.instructions import TaskPlan
+    from lure.text.vocabulary import TaskPlan
 
     factor = check_pair(ir, vi, ir_path, vi_path)
     if factor == 1:
@@ -116,7 +116,8 @@ class PairResult:
 
 def _plan(args: argparse.Namespace):
     from lure.inference import Fuser
-    from lure.instructions import TaskPlan, parse
+    from lure.text.parser import parse
+    from lure.text.vocabulary import TaskPlan
 
     plan = parse(args.text) if args.text is not None else TaskPlan()
     return Fuser.resolve_plan(plan, args.vi_task, args.ir_task)

@@ -21,7 +21,7 @@ checkpoint and the frozen sentence encoder). Conventions:
     visible chroma that the unified latent space represents. ``chroma="visible"`` or
     ``"network"`` forces one source.
 * Texts: each modality gets the canonical text of its planned task
-  (:func:`lure.task_texts.canonical_text` of ``prompt_key(task, modality)``, the first seed
+  (:func:`lure.text.canonical.canonical_text` of ``prompt_key(task, modality)``, the first seed
   sentence, which is also the text used by training-time validation); ``pd`` when clean.
 * Large images run in overlapping tiles blended with a raised-cosine (Hann) ramp
   (:class:`TilingConfig`; on by default above ``min_pixels``). LURE's channel attention
@@ -45,11 +45,10 @@ import torch
 from lure.checkpoint import load_model
 from lure.color import luminance
 from lure.image_io import infrared_tensor, to_uint8, visible_tensor, with_chroma
-from lure.instructions import TaskPlan
 from lure.models import LURE, SentenceEncoder
 from lure.paths import REPO_ROOT
-from lure.task_texts import canonical_text
-from lure.tasks import INFRARED, MODALITY_NAMES, VISIBLE, check_task, prompt_key
+from lure.text.canonical import canonical_text
+from lure.text.vocabulary import INFRARED, MODALITY_NAMES, VISIBLE, TaskPlan, check_task, prompt_key
 
 __all__ = [
     "CHROMA_SOURCES",
@@ -228,7 +227,7 @@ class Fuser:
         device = torch.device(device) if device is not None else default_device()
         model, payload = load_model(path, map_location="cpu")
         if encoder is None:
-            from lure.text_backbone import load_sentence_encoder
+            from lure.text.sentence_encoder import load_sentence_encoder
 
             encoder = load_sentence_encoder(text_backbone, device=str(device))
         if encoder.hidden_size != model.config.text_backbone_dim:
@@ -325,7 +324,7 @@ class Fuser:
     ) -> np.ndarray:
         """Fused uint8 image of an infrared and a visible array of the same height and width.
 
-        ``plan`` (a :class:`~lure.instructions.TaskPlan`, default both ``pd``) names each
+        ``plan`` (a :class:`~lure.text.parser.TaskPlan`, default both ``pd``) names each
         modality's degradation; ``vi_task``/``ir_task`` override it. ``chroma``: ``auto``
         (visible Cb/Cr when the visible task is ``pd``, the network's otherwise), ``visible`` or
         ``network``. ``tile``: ``auto``/``on``/``off`` or a :class:`TilingConfig` (default: the

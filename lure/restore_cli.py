@@ -8,7 +8,7 @@ Examples::
 
 Stage 1 of LURE is an all-in-one restorer: the image encoder, told the degradation in words,
 maps the degraded image to the clean image's latent point, and the decoder reconstructs it. The
-request goes through :func:`lure.instructions.parse` (``--task`` sets it directly); a request that
+request goes through :func:`lure.text.parser.parse` (``--task`` sets it directly); a request that
 names the other modality's degradation ("the thermal image is blurry" while restoring a visible
 image) is an error listing the tasks of this modality. Visible outputs keep their colour
 (RGB in, RGB out; grey in, grey out); infrared outputs are grey. Inputs, outputs, tiling, atomic
@@ -30,7 +30,7 @@ from lure.fuse_cli import (
     tiling_from_args,
 )
 from lure.image_io import WRITE_FORMATS, read_image, write_image
-from lure.tasks import INFRARED, MODALITY_NAMES, MODALITY_TASKS, TASK_IDS, VISIBLE
+from lure.text.vocabulary import INFRARED, MODALITY_NAMES, MODALITY_TASKS, TASK_IDS, VISIBLE
 
 
 def plan_task(modality: int, text: str | None, task: str | None) -> str:
@@ -45,7 +45,7 @@ def plan_task(modality: int, text: str | None, task: str | None) -> str:
         return task
     if text is None:
         raise InputError(f"say what is wrong with the {name} image: --text \"...\" or --task ({allowed})")
-    from lure.instructions import parse
+    from lure.text.parser import parse
 
     plan = parse(text)
     mine, theirs = plan.task(modality), plan.task(1 - modality)

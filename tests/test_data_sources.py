@@ -10,7 +10,7 @@ import pytest
 
 from data_prep.sources import PARSERS, SourceLayoutError, get_parser, load_image
 from data_prep.sources import demo as demo_source
-from lure.tasks import INFRARED, VISIBLE
+from lure.text.vocabulary import INFRARED, VISIBLE
 from tests.data_fixtures import trees
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from data_prep.degradations import degrade, degrade_pair, depth_proxy, downsample
 from data_prep.sources.demo import render_scene
-from lure.tasks import DEGRADED_EVAL_TASKS
+from lure.text.vocabulary import DEGRADED_EVAL_TASKS
 
 
 @pytest.fixture(scope="module")

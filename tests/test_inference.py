@@ -17,7 +17,7 @@ from lure.inference import (
     run_tiled,
     tile_starts,
 )
-from lure.instructions import TaskPlan
+from lure.text.vocabulary import TaskPlan
 from tests.model_helpers import save_seeded_demo_checkpoint
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lure.instructions import InstructionError, TaskPlan, analyse, describe_supported, parse
-from lure.task_texts import load_seeds
-from lure.tasks import INFRARED, MODALITY_TASKS, VISIBLE
+from lure.text.canonical import load_seeds
+from lure.text.parser import InstructionError, analyse, describe_supported, parse
+from lure.text.vocabulary import INFRARED, MODALITY_TASKS, VISIBLE, TaskPlan
 
 # (request, visible task, infrared task)
 PHRASINGS = [
@@ -166,7 +166,7 @@ def test_analyse_reports_the_named_modalities() -> None:
 
 
 def test_every_seed_reads_as_its_own_task() -> None:
-    from lure.prompt_generation import reads_as
+    from lure.text.prompt_generation import reads_as
 
     for key, seeds in load_seeds().items():
         for seed in seeds:

@@ -140,7 +140,7 @@ def test_modality_embedding_changes_the_encoding():
 
 
 def test_frozen_text_backbone_gets_no_gradient():
-    from lure.text_backbone import load_sentence_encoder
+    from lure.text.sentence_encoder import load_sentence_encoder
 
     encoder = load_sentence_encoder()
     config = dataclasses.replace(TINY, text_backbone_dim=encoder.hidden_size)

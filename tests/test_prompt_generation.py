@@ -8,7 +8,8 @@ from dataclasses import asdict
 import pytest
 
 from lure.fileio import sha256_file
-from lure.prompt_generation import (
+from lure.text.canonical import GENERATED_PATH, SEEDS_PATH, canonical_text, load_seeds, load_task_texts
+from lure.text.prompt_generation import (
     GenerationParams,
     generate_for_key,
     judge_candidate,
@@ -17,8 +18,7 @@ from lure.prompt_generation import (
     split_texts,
     write_output,
 )
-from lure.task_texts import GENERATED_PATH, SEEDS_PATH, canonical_text, load_seeds, load_task_texts
-from lure.tasks import PROMPT_KEYS
+from lure.text.vocabulary import PROMPT_KEYS
 
 PARAMS = GenerationParams()
 
@@ -112,7 +112,7 @@ def test_canonical_text_is_the_first_seed() -> None:
 
 def _real_model():
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-    from lure.prompt_generation import default_model_path, load_model
+    from lure.text.prompt_generation import default_model_path, load_model
 
     try:
         path = default_model_path()

@@ -27,7 +27,7 @@ from lure.data.loaders import (
     stage1_loader,
 )
 from lure.fileio import sha256_file
-from lure.tasks import INFRARED, VISIBLE
+from lure.text.vocabulary import INFRARED, VISIBLE
 from tests.data_fixtures import trees
 
 CONFIG = {"seed": 0, "samples_per_shard": 16, "min_shards": 2}

@@ -25,7 +25,7 @@ import numpy as np
 
 from lure import image_io
 from lure.image_io import list_images, read_uint8, to_layout
-from lure.tasks import INFRARED, VISIBLE, check_task
+from lure.text.vocabulary import INFRARED, VISIBLE, check_task
 
 ImageRef = Path | np.ndarray | Callable[[], np.ndarray]
 

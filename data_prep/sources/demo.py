@@ -32,7 +32,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from data_prep.degradations import degrade
-from lure.tasks import INFRARED, MODALITY_TASKS, VISIBLE
+from lure.text.vocabulary import INFRARED, MODALITY_TASKS, VISIBLE
 
 from .base import FusionRecord, ParsedSource, Stage1Record
 

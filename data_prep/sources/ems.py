@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from lure.image_io import list_images
-from lure.tasks import INFRARED, VISIBLE
+from lure.text.vocabulary import INFRARED, VISIBLE
 
 from .base import (
     FusionRecord,

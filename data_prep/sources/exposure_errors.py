@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lure.image_io import is_image_file, list_images
-from lure.tasks import VISIBLE
+from lure.text.vocabulary import VISIBLE
 
 from .base import (
     ParsedSource,

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from lure.image_io import list_images
-from lure.tasks import INFRARED, VISIBLE
+from lure.text.vocabulary import INFRARED, VISIBLE
 
 from .base import (
     FusionRecord,

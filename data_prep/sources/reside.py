@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lure.image_io import list_images
-from lure.tasks import VISIBLE
+from lure.text.vocabulary import VISIBLE
 
 from .base import (
     ParsedSource,

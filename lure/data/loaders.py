@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from lure.data.augment import apply_pair, paired_crop_flip
 from lure.image_io import chw_tensor, decode_image, to_grey, to_rgb
-from lure.tasks import INFRARED, VISIBLE
+from lure.text.vocabulary import INFRARED, VISIBLE
 
 MANIFEST = "manifest.json"
 

@@ -27,8 +27,7 @@ import torch
 from lure.color import rgb_to_ycbcr
 from lure.image_io import infrared_tensor, to_uint8, visible_tensor, with_chroma
 from lure.inference import Fuser
-from lure.instructions import TaskPlan
-from lure.tasks import INFRARED, VISIBLE
+from lure.text.vocabulary import INFRARED, VISIBLE, TaskPlan
 
 __all__ = [
     "DEGRADED_METHODS",

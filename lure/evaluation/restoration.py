@@ -79,7 +79,7 @@ def score_restoration(fuser, samples: list[dict]) -> dict[str, dict[str, dict[st
 def restoration_table(scores: dict[str, dict[str, dict[str, float]]]) -> tuple[dict[str, dict[str, float]], list[str]]:
     """``(rows, columns)``: one row per method, columns ``"<task> PSNR"``, ``"<task> SSIM"`` in
     task order (so a table marks the best method per task)."""
-    from lure.tasks import TASK_IDS
+    from lure.text.vocabulary import TASK_IDS
 
     tasks = sorted(scores, key=TASK_IDS.index)
     columns = [f"{t} {m}" for t in tasks for m in ("PSNR", "SSIM")]

@@ -63,7 +63,7 @@ from lure.image_io import (
     write_image,
 )
 from lure.paths import REPO_ROOT
-from lure.tasks import DEGRADED_EVAL_TASKS
+from lure.text.vocabulary import DEGRADED_EVAL_TASKS
 
 __all__ = ["DEFAULTS", "DEGRADED_TASKS", "PairSet", "evaluate", "evaluation_params", "load_pair_set", "slug"]
 

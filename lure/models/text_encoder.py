@@ -1,7 +1,7 @@
 """Text side of E_txt: a frozen pretrained sentence encoder and the trainable projection.
 
 The frozen backbone (a BERT-family model loaded from a local Hugging Face folder, see
-:func:`lure.text_backbone.load_sentence_encoder`) lives outside the LURE ``nn.Module`` so it
+:func:`lure.text.sentence_encoder.load_sentence_encoder`) lives outside the LURE ``nn.Module`` so it
 is never saved in checkpoints and never receives gradients. LURE owns only
 ``TextProjection`` (LayerNorm -> Linear to ``text_dim``) and the task classifier head.
 """

@@ -36,10 +36,10 @@ from lure.checkpoint import RESUME_FORMAT, atomic_torch_save, load_model, read_c
 from lure.config import model_config
 from lure.fileio import sha256_file
 from lure.models import LURE
-from lure.tasks import TASK_CLASS
+from lure.text.bank import TextBank
+from lure.text.vocabulary import TASK_CLASS
 from lure.training.distributed import DistContext, barrier, setup_distributed, teardown_distributed
 from lure.training.objectives import Stage1Objective, Stage2Objective
-from lure.training.text_bank import TextBank
 from lure.training.validation import stage1_validation, stage2_validation
 
 STAGES = ("stage1", "stage2")
@@ -100,7 +100,7 @@ class StopSignal:
 
 
 #: The parts of the ``lure`` package whose source decides what a training run computes.
-TRAINING_CODE = ("models", "training", "data", "tasks.py", "text_backbone.py")
+TRAINING_CODE = ("models", "training", "data", "text")
 
 
 def code_digest(package_root: str | Path | None = None) -> str:
@@ -175,7 +175,7 @@ def _infinite(make_loader, seed: int) -> Iterator[dict]:
 
 
 def _task_texts(split: str) -> dict[str, list[str]]:
-    from lure.task_texts import load_task_texts
+    from lure.text.canonical import load_task_texts
 
     return {key: splits[split] for key, splits in load_task_texts().items()}
 
@@ -194,7 +194,7 @@ class Trainer:
         self.device = ctx.device
         _seed_everything(int(params["seed"]) + ctx.rank)
 
-        from lure.text_backbone import load_sentence_encoder
+        from lure.text.sentence_encoder import load_sentence_encoder
 
         te = params.get("text_encoder", {})
         encoder = load_sentence_encoder(te.get("backbone"), max_length=int(te.get("max_length", 64)))

@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from lure.paths import REPO_ROOT
-from lure.prompt_generation import GenerationParams, generate_task_texts, write_output
+from lure.text.prompt_generation import GenerationParams, generate_task_texts, write_output
 
 
 def read_prompts_params(params_path: str | Path | None = None) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Task texts for training and inference: the seeds and the generated paraphrases (DESIGN.md §4).
 
 ``prompts/seed_instructions.yaml`` holds the hand-written seeds (prompt key → list of sentences);
-``prompts/generated.json`` (written by :mod:`lure.prompt_generation`) holds, per prompt key, a
+``prompts/generated.json`` (written by :mod:`lure.text.prompt_generation`) holds, per prompt key, a
 ``train`` split (the seeds plus paraphrases) and a ``heldout`` split (paraphrases only, never
-used in training). Prompt keys are :data:`lure.tasks.PROMPT_KEYS`.
+used in training). Prompt keys are :data:`lure.text.vocabulary.PROMPT_KEYS`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from lure.paths import REPO_ROOT
-from lure.tasks import PROMPT_KEYS
+from lure.text.vocabulary import PROMPT_KEYS
 
 SEEDS_PATH = REPO_ROOT / "prompts" / "seed_instructions.yaml"
 GENERATED_PATH = REPO_ROOT / "prompts" / "generated.json"

@@ -2,7 +2,7 @@
 
 ``parse("the visible image is too dark and the thermal one is blurry, upscale 4x")``
 returns ``TaskPlan(visible="ll", infrared="sr4")``. Task ids are those of
-:mod:`lure.tasks`: ``pd, ll, hz, oe`` (visible) and ``pd, lc, sr4, sr8`` (infrared).
+:mod:`lure.text.vocabulary`: ``pd, ll, hz, oe`` (visible) and ``pd, lc, sr4, sr8`` (infrared).
 
 How a request is read
 ---------------------
@@ -49,31 +49,31 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lure.tasks import INFRARED, MODALITY_NAMES, MODALITY_TASKS, TASKS, VISIBLE, check_task
+from lure.text.lexicon import (
+    CLAUSE_SPLIT,
+    CLEAN_STRONG_RE,
+    CLEAN_WEAK_RE,
+    COMMANDS,
+    DEG_RE,
+    FACTOR_RE,
+    IGNORE,
+    INTENSIFIER,
+    MODALITY_RE,
+    NEEDS_WORK_RE,
+    NEGATOR,
+    NUMBER_WORDS,
+    SENTENCE_SPLIT,
+    SR,
+    UNSUPPORTED_RE,
+    word_pattern,
+)
+from lure.text.vocabulary import INFRARED, MODALITY_NAMES, MODALITY_TASKS, TASKS, VISIBLE, TaskPlan
 
-__all__ = ["InstructionError", "ParseReport", "TaskPlan", "analyse", "describe_supported", "parse"]
+_V, _I = VISIBLE, INFRARED
+
+__all__ = ["InstructionError", "ParseReport", "analyse", "describe_supported", "parse"]
 
 BOTH = frozenset({VISIBLE, INFRARED})
-IGNORE = "-"  # a term that is a scene description on this modality, not a degradation
-
-
-@dataclass(frozen=True)
-class TaskPlan:
-    """The task per modality: ``visible`` in ``pd, ll, hz, oe``; ``infrared`` in ``pd, lc, sr4, sr8``."""
-
-    visible: str = "pd"
-    infrared: str = "pd"
-
-    def __post_init__(self) -> None:
-        check_task(self.visible, VISIBLE)
-        check_task(self.infrared, INFRARED)
-
-    def task(self, modality: int) -> str:
-        """The task id of ``modality`` (0 visible, 1 infrared)."""
-        return self.visible if modality == VISIBLE else self.infrared
-
-    def as_dict(self) -> dict[str, str]:
-        return {"visible": self.visible, "infrared": self.infrared}
 
 
 class InstructionError(ValueError):
@@ -106,109 +106,6 @@ def describe_supported() -> str:
         "Supported tasks — " + "; ".join(parts) + ". Describe each image, e.g. 'the visible image is "
         "too dark and the infrared one is blurry, upscale 4x'; an empty request means both are clean."
     )
-
-
-# --------------------------------------------------------------------------- vocabulary
-
-_V, _I = VISIBLE, INFRARED
-_SR = "sr"  # super-resolution with the factor still to be resolved
-
-#: Degradation phrases → task per modality (a missing modality means "not defined there").
-_DEGRADATIONS: list[tuple[str, dict[int, str]]] = [
-    # multi-word phrases first (they are consumed before their parts are tried)
-    (r"washed[- ]?out highlights?|blown[- ]?out highlights?|(?:blown|clipped|saturated|burn(?:ed|t)[- ]?out) highlights?", {_V: "oe"}),
-    (r"(?:not enough|insufficient|too little|lack of|lacking|lacks|poor|weak|bad|low) (?:light|lighting|illumination)", {_V: "ll"}),
-    (r"(?:not enough|insufficient|too little|lack of|lacking|lacks|poor|weak|low|little|no|reduced|limited) contrast", {_I: "lc"}),
-    (r"(?:increase|boost|enhance|improve|raise|stretch|restore|strengthen|more)(?: the| its)? contrast|contrast (?:enhancement|stretching|boost)", {_I: "lc"}),
-    (r"(?:increase|boost|raise|improve)(?: the| its)? (?:brightness|exposure|illumination)|light(?:en)? up", {_V: "ll"}),
-    (r"(?:reduce|lower|decrease|tone down|cut)(?: the| its)? (?:brightness|exposure|glare)", {_V: "oe"}),
-    (r"too much (?:light|exposure|brightness)|(?:too|overly|excessively|extremely|very) (?:bright|light)|over[- ]?lit", {_V: "oe"}),
-    (r"(?:increase|improve|raise|boost|enhance)(?: the| its)? resolution|(?:higher|high)[- ]resolution version|to (?:a )?higher resolution", {_I: _SR}),
-    (r"low[- ]?res(?:olution)?|lo[- ]?res|poor resolution|coarse resolution|reduced resolution", {_I: _SR}),
-    (r"super[- ]?resol(?:ve|ved|ving|ution)|super[- ]?res\b", {_I: _SR}),
-    (r"low[- ]?light|low[- ]?lit|low illumination|(?:poorly|badly|dimly|barely|under)[- ]?lit|unlit", {_V: "ll"}),
-    (r"under[- ]?expos(?:ed|ure)", {_V: "ll"}),
-    (r"over[- ]?expos(?:ed|ure)|overly exposed", {_V: "oe"}),
-    # single words
-    (r"dark(?:er|ened|ness)?|dim(?:ly|med)?|gloomy|shadowy|dusk|twilight|brighten(?:ed|ing)?|lighten(?:ed|ing)?", {_V: "ll"}),
-    (r"night(?:time|[- ]time)?|nocturnal", {_V: "ll", _I: IGNORE}),
-    (r"haz(?:e|y|iness|ed)|de[- ]?haz(?:e|ed|ing)|fog(?:gy|ged)?|de[- ]?fog(?:ged|ging)?|mist(?:y)?|smog(?:gy)?|smok(?:y|e)|murky", {_V: "hz"}),
-    (r"glare|glaring|dazzl(?:ing|ed)|bleached|blown[- ]?out|burn(?:ed|t)[- ]?out|darken(?:ed|ing)?", {_V: "oe"}),
-    (r"washed[- ]?out", {_V: "oe", _I: "lc"}),
-    (r"flat|faint|dull|muddy|indistinct", {_I: "lc"}),
-    (r"blur(?:ry|red|riness|ring)?|de[- ]?blur(?:red|ring)?|fuzzy|pixel+ated|unsharp|sharpen(?:ed|ing)?|soft", {_I: _SR}),
-    (r"up[- ]?scal(?:e|ed|ing)|up[- ]?sampl(?:e|ed|ing)|enlarg(?:e|ed|ing)|magnif(?:y|ied)|down[- ]?(?:sampled|scaled)", {_I: _SR}),
-]
-
-_UNSUPPORTED = (
-    r"motion blur(?:red)?|out of focus|defocus(?:ed)?|camera shake|shak(?:y|en)|lens flare|"
-    r"colou?r (?:cast|shift)|dead pixels?|hot pixels?|salt[- ]and[- ]pepper|"
-    r"rain(?:s|y|ing|ed|drops?|streaks?|fall)?|de[- ]?rain(?:ing)?|snow(?:s|y|ed|fall|flakes?|ing)?|hail|sleet|"
-    r"nois(?:e|y)|de[- ]?nois(?:e|ed|ing)|grain(?:y)?|speckle[sd]?|jpe?g|compress(?:ed|ion)|"
-    r"artifacts?|artefacts?|block(?:y|iness)|strip(?:e|es|ed|ing)|banding|sandstorm|dust(?:y)?|underwater|"
-    r"tint(?:ed)?|vignett(?:e|ing)|flicker(?:ing)?|distort(?:ed|ion)|warp(?:ed)?|occlu(?:ded|sion)|"
-    r"scratch(?:ed|es)?|moir[eé]|inpaint(?:ing)?|colou?ri[sz](?:e|ation)|"
-    r"x[- ]?ray|ultraviolet|depth map"
-)
-
-#: "Clean" statements that contradict a degradation on the same modality.
-_CLEAN_STRONG = (
-    r"(?:is|are|looks?|seems?|'s|be|was|appears?|both|all|everything|otherwise) (?:totally |perfectly |already |quite |just )?"
-    r"(?:fine|ok|okay|alright|good|great|perfect|normal|correct)(?! (?:details?|textures?|structures?|lines?))|"
-    r"clean|pristine|un[- ]?degraded|not degraded|intact|flawless|unaffected|unspoiled|undamaged|"
-    r"good quality|high quality|well[- ]?(?:exposed|lit)|properly (?:exposed|lit)|correctly exposed|"
-    r"no (?:degradations?|problems?|issues?|defects?|flaws?)|nothing wrong|(?:has|with) no (?:visible )?damage"
-)
-#: Reconstruct-only words: they name the pseudo-degradation task but never contradict a degradation.
-_CLEAN_WEAK = (
-    r"reconstruct(?:ed|ion|ing)?|reproduc(?:e|ed|tion)|as (?:it )?is|unchanged|untouched|keep|preserve|"
-    r"leave|faithful(?:ly)?|identity|pseudo[- ]?degrad(?:ation|ed)|re-?encode|autoencode"
-)
-#: Vague repair words: fine with a named degradation, an error without one.
-_NEEDS_WORK = (
-    r"degraded|damaged|corrupted|unclean|dirty|impaired|low quality|poor quality|bad quality|bad|ugly|broken|messed up|"
-    r"fix(?:ed)?|repair(?:ed)?|enhanc(?:e|ed|ement)|improv(?:e|ed)|restor(?:e|ed|ation)|correct(?:ed|ion)?|clean (?:it|them|up)"
-)
-
-_NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "six": 6, "eight": 8, "sixteen": 16, "sixteenfold": 16}
-_FACTOR = (
-    r"(?:x|×) ?(?P<a>\d+)(?![\d.])|(?P<b>\d+) ?(?:x|×)(?!\w)|(?P<c>\d+|two|three|four|six|eight|sixteen)[- ]?(?:times|fold)|"
-    r"(?:by|scale|factor|scale factor|upscaling factor)(?: of)?(?: a factor of)? (?P<d>\d+|two|four|eight)\b|"
-    r"(?P<e>quadruple|double|twice|octuple)"
-)
-_INTENSIFIER = re.compile(r"\b(?:very|extremely|heavily|severely|badly|really|strongly|terribly|hugely|massively|seriously)\W+$")
-
-_MODALITY_PATTERNS: list[tuple[str, frozenset[int] | str]] = [
-    (r"visible(?:[- ]light)?|visual|vis(?= image)|rgb|optical|"
-     r"colou?r(?:ed)?(?=[ -](?:image|photo|picture|camera|frame|one|input|view|shot|channel|sensor|band))",
-     frozenset({_V})),
-    (r"infra[- ]?red|ir|thermal|lwir|thermographic|thermogram|heat (?:image|map|camera)", frozenset({_I})),
-    (r"the other(?: one| image| modality| picture)?|the rest", "other"),
-    (r"both|images|pictures|photos|frames|inputs|everything|all of them|each", "both"),
-]
-
-_NEGATOR = re.compile(r"\b(?:not|no|never|without|nor|neither|none|nothing|free (?:of|from)|need not|needs? no)\b")
-_COMMANDS = (
-    "upscale", "up-scale", "upsample", "enlarge", "magnify", "super-resolve", "brighten", "lighten", "darken",
-    "dehaze", "defog", "de-haze", "remove", "reduce", "increase", "boost", "enhance", "improve", "fix", "correct",
-    "restore", "recover", "reconstruct", "sharpen", "deblur", "make", "please", "also", "raise", "lower",
-    "clear", "eliminate", "get", "apply", "do", "perform", "bring", "tone", "cut", "lift", "stretch", "amplify",
-)
-_CLAUSE_SPLIT = re.compile(r",|\b(?:and|but|while|whereas|though|although|however|plus|yet|then)\b")
-_SENTENCE_SPLIT = re.compile(r"[.;!?\n]+(?!\d)")
-
-
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![\w-])(?:{pattern})(?![\w])")
-
-
-_DEG_RE = [(_compile(p), m) for p, m in _DEGRADATIONS]
-_UNSUPPORTED_RE = _compile(_UNSUPPORTED)
-_CLEAN_STRONG_RE = _compile(_CLEAN_STRONG)
-_CLEAN_WEAK_RE = _compile(_CLEAN_WEAK)
-_NEEDS_WORK_RE = _compile(_NEEDS_WORK)
-_FACTOR_RE = _compile(_FACTOR)
-_MODALITY_RE = [(_compile(p), m) for p, m in _MODALITY_PATTERNS]
 
 
 # --------------------------------------------------------------------------- matching
@@ -251,26 +148,26 @@ def _find_terms(clause: str) -> list[_Term]:
         terms.append(term)
 
     # order matters: longer/more specific families first
-    for m in _UNSUPPORTED_RE.finditer(clause):
+    for m in UNSUPPORTED_RE.finditer(clause):
         if m.group(0) in {"motion blur", "motion blurred", "out of focus", "lens flare", "colour cast", "color cast",
                           "colour shift", "color shift", "camera shake"}:
             add(_Term("unsupported", m.start(), m.end(), m.group(0)))
-    for m in _CLEAN_STRONG_RE.finditer(clause):
+    for m in CLEAN_STRONG_RE.finditer(clause):
         if free(m.start(), m.end()):
             add(_Term("clean", m.start(), m.end(), m.group(0)))
-    for m in _FACTOR_RE.finditer(clause):
+    for m in FACTOR_RE.finditer(clause):
         if free(m.start(), m.end()):
             raw = next(g for g in m.groups() if g)
-            value = {"quadruple": 4, "double": 2, "twice": 2, "octuple": 8}.get(raw) or _NUMBER_WORDS.get(raw)
+            value = {"quadruple": 4, "double": 2, "twice": 2, "octuple": 8}.get(raw) or NUMBER_WORDS.get(raw)
             add(_Term("factor", m.start(), m.end(), m.group(0), factor=value or int(raw)))
-    for pattern, tasks in _DEG_RE:
+    for pattern, tasks in DEG_RE:
         for m in pattern.finditer(clause):
             if free(m.start(), m.end()):
                 add(_Term("deg", m.start(), m.end(), m.group(0), tasks=dict(tasks)))
-    for m in _UNSUPPORTED_RE.finditer(clause):
+    for m in UNSUPPORTED_RE.finditer(clause):
         if free(m.start(), m.end()):
             add(_Term("unsupported", m.start(), m.end(), m.group(0)))
-    for kind, pattern in (("needs", _NEEDS_WORK_RE), ("weak", _CLEAN_WEAK_RE)):
+    for kind, pattern in (("needs", NEEDS_WORK_RE), ("weak", CLEAN_WEAK_RE)):
         for m in pattern.finditer(clause):
             if free(m.start(), m.end()):
                 add(_Term(kind, m.start(), m.end(), m.group(0)))
@@ -278,18 +175,18 @@ def _find_terms(clause: str) -> list[_Term]:
     for term in terms:
         before = clause[: term.start]
         window = " ".join(before.split()[-4:])
-        neg = _NEGATOR.search(window) is not None
+        neg = NEGATOR.search(window) is not None
         if re.match(r"[- ]?free\b", clause[term.end:]):
             neg = True
         term.negated = neg
-        if term.kind == "deg" and _INTENSIFIER.search(before[-24:] if len(before) > 24 else before):
+        if term.kind == "deg" and INTENSIFIER.search(before[-24:] if len(before) > 24 else before):
             term.strong = True
     return terms
 
 
 def _find_mentions(clause: str, taken: list[tuple[int, int]]) -> list[tuple[int, frozenset[int] | str]]:
     mentions: list[tuple[int, frozenset[int] | str]] = []
-    for pattern, modality in _MODALITY_RE:
+    for pattern, modality in MODALITY_RE:
         for m in pattern.finditer(clause):
             if all(m.end() <= s or m.start() >= e for s, e in taken):
                 mentions.append((m.start(), modality))
@@ -300,9 +197,9 @@ def _find_mentions(clause: str, taken: list[tuple[int, int]]) -> list[tuple[int,
 
 def _split(text: str) -> list[list[_Clause]]:
     sentences: list[list[_Clause]] = []
-    for sentence in _SENTENCE_SPLIT.split(text):
+    for sentence in SENTENCE_SPLIT.split(text):
         clauses = []
-        for part in _CLAUSE_SPLIT.split(sentence):
+        for part in CLAUSE_SPLIT.split(sentence):
             part = part.strip(" :-\"'()")
             if not part:
                 continue
@@ -316,8 +213,8 @@ def _split(text: str) -> list[list[_Clause]]:
 
 def _starts_with_command(clause: str) -> bool:
     words = re.findall(r"[\w-]+", clause)
-    return bool(words) and (words[0] in _COMMANDS or (words[0] in {"also", "then", "please", "and"}
-                                                       and len(words) > 1 and words[1] in _COMMANDS))
+    return bool(words) and (words[0] in COMMANDS or (words[0] in {"also", "then", "please", "and"}
+                                                       and len(words) > 1 and words[1] in COMMANDS))
 
 
 # --------------------------------------------------------------------------- reading
@@ -454,8 +351,8 @@ def _decide(text: str, state: _State) -> ParseReport:
     for modality in (_V, _I):
         terms = state.tasks[modality]
         tasks = {t.tasks[modality] for t in terms}
-        if modality == _I and (_SR in tasks or state.factors[_I]):
-            tasks.discard(_SR)
+        if modality == _I and (SR in tasks or state.factors[_I]):
+            tasks.discard(SR)
             factors = {f.factor for f in state.factors[_I]}
             bad = sorted(f for f in factors if f not in (4, 8))
             if bad:
@@ -466,7 +363,7 @@ def _decide(text: str, state: _State) -> ParseReport:
             elif factors:
                 tasks.add(f"sr{factors.pop()}")
             elif not bad:
-                strong = any(t.strong for t in terms if t.tasks[modality] == _SR)
+                strong = any(t.strong for t in terms if t.tasks[modality] == SR)
                 tasks.add("sr8" if strong else "sr4")
         name = _name(modality)
         if len(tasks) > 1:
@@ -507,7 +404,7 @@ def parse(text: str, fallback: Callable[[str], TaskPlan] | None = None) -> TaskP
     return report.plan
 
 
-_NEUTRAL_RE = _compile(r"fus(?:e|ion|ed)|combin(?:e|ed)|merg(?:e|ed)|nothing|as usual|default")
+_NEUTRAL_RE = word_pattern(r"fus(?:e|ion|ed)|combin(?:e|ed)|merg(?:e|ed)|nothing|as usual|default")
 
 
 def _has_neutral(text: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lure.models import SentenceEncoder
-from lure.tasks import prompt_key
+from lure.text.vocabulary import prompt_key
 
 
 class TextBank:

