@@ -1,7 +1,7 @@
 """Reading ``params.yaml``: the selected profile resolved into one flat dictionary.
 
 ``params.yaml`` has shared top-level sections (``seed``, ``text_encoder``, ``prompts``) and one
-block per named profile under ``profiles`` (``demo``, ``paper``), each with its own ``model``,
+block per named profile under ``profiles`` (``demo``, ``real``, ``paper``), each with its own ``model``,
 ``data``, ``stage1``, ``stage2`` and ``evaluate`` sections. ``profile`` selects one, e.g.
 ``dvc exp run -S profile=paper``; any single key stays overridable, e.g.
 ``dvc exp run -S profiles.demo.stage1.steps=50``.

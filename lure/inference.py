@@ -10,7 +10,7 @@ checkpoint and the frozen sentence encoder). Conventions:
   can be stretched to their own min..max with ``ir_range="stretch"``.
 * Outputs are uint8 with the visible image's size: ``HxWx3`` RGB for a colour visible image,
   ``HxW`` for a grey one.
-* Colour (DESIGN.md §2): the network runs on RGB and its fused output's luminance Y (BT.601,
+* Colour (docs/paper-map.md#network): the network runs on RGB and its fused output's luminance Y (BT.601,
   :mod:`lure.color`) is kept; the chroma Cb/Cr comes from
 
   - the visible input when the visible task is ``pd`` (clean visible: its own colours are the

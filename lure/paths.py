@@ -9,7 +9,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def shared_dir() -> Path | None:
-    """The ``shared`` folder beside the repository (real data, DESIGN.md), or ``None``.
+    """The ``shared`` folder beside the repository, or ``None`` (its layout:
+    docs/data-layout.md#shared-real-data).
 
     ``LURE_SHARED_DIR`` overrides the default ``<repo>/../shared``.
     """

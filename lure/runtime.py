@@ -1,12 +1,8 @@
 """Process-level settings for CPU inference and training.
 
-glibc's ``malloc`` serves every block above its mmap threshold (at most 32 MiB) with a fresh
-``mmap`` and gives it back with ``munmap`` when freed. A 640x480 feature map with 32 channels is
-39 MB, so every layer of the network allocates fresh pages, and the kernel zeroes them on first
-touch: measured on 2 CPU cores, a demo-profile forward pass spent 4.7 s of its 8.5 s in the
-kernel (1.5 M page faults). Keeping freed memory in the heap for reuse removes that cost
-(8.5 s -> 3.2 s with one thread, 6.2 s -> 2.4 s with two); the price is that the process keeps
-its peak heap until it exits, which the entry points that call this accept.
+:func:`retain_freed_memory` keeps large freed blocks in glibc's heap for reuse instead of
+returning them to the kernel (which zeroes fresh pages on first touch); the process keeps its
+peak heap until it exits. Why, and what it saves: docs/architecture.md#conventions-shared-by-every-layer.
 """
 
 from __future__ import annotations

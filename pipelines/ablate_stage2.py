@@ -10,7 +10,7 @@ Each variant is the profile's ``stage2`` section with the keys of one entry of :
 overridden (and ``steps``); it trains under ``runs/ablation/<variant>`` with the same seed, data
 and stage-1 weights, then fuses the pairs of ``--pairs`` (default: the profile's first evaluation
 set, e.g. the held-out RoadScene pairs) with pseudo descriptions and scores them with the
-reference metrics. The variant with the most wins over the metric columns is marked.
+reference metrics. The variant with the lowest mean rank over the metric columns is marked as chosen.
 """
 
 from __future__ import annotations

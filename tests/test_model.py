@@ -1,4 +1,4 @@
-"""The LURE network (DESIGN.md §2): shapes, fusion at init, text conditioning, freezing,
+"""The LURE network (docs/paper-map.md#network): shapes, fusion at init, text conditioning, freezing,
 ablation switches, checkpoints and determinism. No mocks: the real modules throughout."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Two-stage training (DESIGN.md §3, issue 5): the real model, real demo shards, real loops."""
+"""Two-stage training (docs/paper-map.md#training): the real model, real demo shards, real loops."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Dataset source parsers. :data:`PARSERS` maps a source name to ``parse(root, **options) -> ParsedSource``.
 
-One module per published layout (see each module's docstring and DESIGN.md §5): ``lol``, ``reside``,
-``exposure_errors``, ``ems``, ``llvip``, ``msrs``, ``m3fd``, ``roadscene``, plus the generic
-``folder`` (``<root>/{ir,vi}``) and the procedural ``demo``.
+One module per published layout (see each module's docstring and docs/data-layout.md#source-data-sets):
+``lol``, ``reside``, ``exposure_errors``, ``ems``, ``llvip``, ``msrs``, ``m3fd``, ``roadscene``, plus the
+generic ``folder`` (``<root>/{ir,vi}``) and the procedural ``demo``.
 """
 
 from __future__ import annotations

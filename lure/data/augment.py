@@ -4,7 +4,7 @@ Images are uint8 numpy arrays (``HxWx3`` RGB or ``HxW`` grey). Images smaller th
 first padded by reflection. For a fusion pair the visible image is albumentations' ``image`` and
 the infrared image an additional ``image`` target (a 2-D infrared with a 3-channel visible works;
 pixel-level noise, if ever added, must be applied per modality — GaussNoise fails on the channel
-mismatch, see ENVIRONMENT.md).
+mismatch).
 """
 
 from __future__ import annotations

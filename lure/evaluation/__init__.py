@@ -1,4 +1,6 @@
-"""Evaluation against baselines (DESIGN.md §6): methods, tables, qualitative grids and the runner.
+"""Evaluation against baselines: methods, tables, qualitative grids and the runner.
+
+What is compared and measured: docs/paper-map.md#evaluation.
 
 * :mod:`lure.evaluation.baselines` — the compared methods (pixel average/max, DenseFuse l1 rule on
   our latents, restore-then-fuse, LURE with pseudo and with task descriptions);

@@ -1,4 +1,4 @@
-"""The fusion methods compared by the evaluation stage (DESIGN.md §6).
+"""The fusion methods compared by the evaluation stage (docs/paper-map.md#evaluation).
 
 Every method maps an infrared uint8 ``HxW`` and a visible uint8 ``HxWx3`` (or ``HxW``) array of
 the same size, plus the pair's degradation (``vi_task``, ``ir_task``), to a uint8 image with the

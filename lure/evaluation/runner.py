@@ -15,8 +15,8 @@
 * ``grids/grid_vanilla.png`` (first vanilla set) and ``grids/grid_<task>.png`` (``oe+lc`` -> ``oe_lc``);
 * ``fused/<set>/<key>.png`` — LURE's fused images of each vanilla set (``save_fused``).
 
-Conventions. Reference metrics follow DESIGN.md §6 (:func:`lure.metrics.fusion_metrics`): the
-fused image, the infrared and the visible image are turned grey as MATLAB's ``rgb2gray`` does.
+Conventions. Reference metrics follow docs/paper-map.md#evaluation (:func:`lure.metrics.fusion_metrics`):
+the fused image, the infrared and the visible image are turned grey as MATLAB's ``rgb2gray`` does.
 In degraded tables the sources are the *degraded* inputs the method received (as the toolbox is
 run on degraded test sets such as EMS) unless ``degraded_reference: clean``. NIQE (lower is better)
 is computed offline from ``niqe_params`` (relative paths resolve against the repository root) on

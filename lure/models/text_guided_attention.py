@@ -95,8 +95,8 @@ class TGABlock(nn.Module):
 class TextGateBlock(nn.Module):
     """Ablation "TGA -> Gate" (InstructIR-style): the text only re-weights channels.
 
-    ``x + NAF(x * sigmoid(W c))`` (DESIGN.md §2). The skip keeps the un-gated signal; the
-    gated copy passes through a NAFBlock, so the text acts from the first step.
+    ``x + NAF(x * sigmoid(W c))`` (docs/paper-map.md#ablations-table-6). The skip keeps the
+    un-gated signal; the gated copy passes through a NAFBlock, so the text acts from the first step.
     """
 
     def __init__(self, channels: int, text_dim: int, heads: int | None = None) -> None:

@@ -1,4 +1,6 @@
-"""Task texts for training and inference: the seeds and the generated paraphrases (DESIGN.md §4).
+"""Task texts for training and inference: the seeds and the generated paraphrases.
+
+Background: docs/paper-map.md#tasks-and-texts; file contents: docs/data-layout.md#task-texts.
 
 ``prompts/seed_instructions.yaml`` holds the hand-written seeds (prompt key → list of sentences);
 ``prompts/generated.json`` (written by :mod:`lure.text.prompt_generation`) holds, per prompt key, a

@@ -1,4 +1,4 @@
-"""Free-text requests → per-modality task plans (rule-based; DESIGN.md §4).
+"""Free-text requests → per-modality task plans (rule-based; docs/paper-map.md#tasks-and-texts).
 
 ``parse("the visible image is too dark and the thermal one is blurry, upscale 4x")``
 returns ``TaskPlan(visible="ll", infrared="sr4")``. Task ids are those of

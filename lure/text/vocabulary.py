@@ -45,8 +45,8 @@ MODALITY_TASKS: dict[int, tuple[str, ...]] = {
 PROMPT_KEYS: tuple[str, ...] = ("pd_visible", "pd_infrared", "ll", "hz", "oe", "lc", "sr4", "sr8")
 
 
-#: Degraded evaluation sets (DESIGN.md §6): name -> (visible task, infrared task); each single
-#: task with the other modality clean, and the combinations OE+LC and LL+LC.
+#: Degraded evaluation sets (docs/paper-map.md#evaluation): name -> (visible task, infrared
+#: task); each single task with the other modality clean, and the combinations OE+LC and LL+LC.
 DEGRADED_EVAL_TASKS: dict[str, tuple[str, str]] = {
     "ll": ("ll", "pd"),
     "hz": ("hz", "pd"),

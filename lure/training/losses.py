@@ -1,4 +1,4 @@
-"""Training objectives of LURE (DESIGN.md §3). Images are ``(B, C, H, W)`` in [0, 1]."""
+"""Training objectives of LURE (docs/paper-map.md#training). Images are ``(B, C, H, W)`` in [0, 1]."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from lure.training.source_similarity import (
 
 
 class Stage1Objective(nn.Module):
-    """``L1 = L_task + a1 L_unified + a2 L_recon + a3 L_text`` (DESIGN.md §3).
+    """``L1 = L_task + a1 L_unified + a2 L_recon + a3 L_text`` (docs/paper-map.md#training).
 
     ``Z = E(x, c_t, m)``, ``Z_pd = E(y, c_pd, m)``, ``y_hat = D(Z)``, ``y_hat_pd = D(Z_pd)``.
     """

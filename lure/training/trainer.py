@@ -1,4 +1,4 @@
-"""Two-stage training of LURE (DESIGN.md §3): the loop, checkpoints, resume, logging.
+"""Two-stage training of LURE (docs/paper-map.md#training): the loop, checkpoints, resume, logging.
 
 One entry point, :func:`train`, runs either stage from the resolved ``params.yaml``:
 

@@ -57,7 +57,7 @@ def stage1_validation(model: LURE, samples: list[dict], bank: TextBank, device: 
 @torch.no_grad()
 def stage2_validation(model: LURE, pairs: list[tuple[str, np.ndarray, np.ndarray]], bank: TextBank,
                       device: torch.device) -> dict[str, float]:
-    """Reference fusion metrics (DESIGN.md §6) of the learned fusion and of the rule-only
+    """Reference fusion metrics (docs/paper-map.md#evaluation) of the learned fusion and of the rule-only
     output (zero conv at its initial value), means over the pairs: ``fused_<M>``, ``rule_<M>``."""
     from lure.metrics import fusion_metrics, rgb2gray_matlab
 

@@ -1,7 +1,8 @@
 """Prefect flow ``generate-prompts``: paraphrase the seed task texts and write prompts/generated.json.
 
 Called in-process by the DVC ``prompts`` stage (``pipelines/stages/generate_prompts.py``) and by
-the ``build-datasets`` deployment, so both routes produce the same file (DESIGN.md §4).
+the ``build-datasets`` flow when ``data.generate_prompts`` is set, so both routes produce the same
+file (docs/paper-map.md#tasks-and-texts).
 """
 
 from __future__ import annotations
