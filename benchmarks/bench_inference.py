@@ -48,7 +48,7 @@ OUT = REPO / "benchmarks" / "results" / "inference.json"
 
 def seeded_model(profile: str, seed: int = 0):
     from lure.config import load_params, model_config
-    from lure.models import LURE
+    from lure.models.lure_model import LURE
 
     torch.manual_seed(seed)
     model = LURE(model_config(load_params(profile=profile)))

@@ -20,7 +20,7 @@ import torch
 
 from lure.config import load_params, model_config
 from lure.evaluation.io import atomic_write_json
-from lure.models import LURE
+from lure.models.lure_model import LURE
 from lure.runtime import retain_freed_memory
 from lure.training.objectives import Stage1Objective, Stage2Objective
 

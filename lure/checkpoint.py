@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from lure.fileio import atomic_open
-from lure.models import LURE, LUREConfig
+from lure.models.config import LUREConfig
+from lure.models.lure_model import LURE
 
 FORMAT = "lure-checkpoint-1"
 RESUME_FORMAT = "lure-resume-1"  # training state written by lure.training.trainer

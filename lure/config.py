@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from lure.models import LUREConfig
+from lure.models.config import LUREConfig
 from lure.paths import REPO_ROOT
 
 SHARED_SECTIONS = ("seed", "text_encoder", "prompts")

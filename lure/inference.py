@@ -45,7 +45,8 @@ import torch
 from lure.checkpoint import load_model
 from lure.color import luminance
 from lure.image_io import infrared_tensor, to_uint8, visible_tensor, with_chroma
-from lure.models import LURE, SentenceEncoder
+from lure.models.lure_model import LURE
+from lure.models.text_encoder import SentenceEncoder
 from lure.paths import REPO_ROOT
 from lure.text.canonical import canonical_text
 from lure.text.vocabulary import INFRARED, MODALITY_NAMES, VISIBLE, TaskPlan, check_task, prompt_key

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from lure.models import LURE, LUREConfig
+from lure.models.config import LUREConfig
+from lure.models.lure_model import LURE
 
 
 def fusion_inputs(config: LUREConfig, height: int = 480, width: int = 640, batch: int = 1,

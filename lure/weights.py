@@ -102,7 +102,8 @@ def export_weights(checkpoint: str | Path, out: str | Path) -> dict[str, Any]:
     """Write the model part of a pipeline checkpoint (weights, configuration, profile; no training
     state) to ``out`` atomically; returns ``{"sha256", "bytes", "parameters", "profile", "model_config"}``."""
     from lure.checkpoint import read_checkpoint, save_checkpoint
-    from lure.models import LURE, LUREConfig
+    from lure.models.config import LUREConfig
+    from lure.models.lure_model import LURE
 
     payload = read_checkpoint(checkpoint)
     model = LURE(LUREConfig.from_dict(payload["model_config"]))

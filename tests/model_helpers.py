@@ -10,7 +10,7 @@ from PIL import Image
 
 from lure.checkpoint import save_checkpoint
 from lure.config import load_params, model_config
-from lure.models import LURE
+from lure.models.lure_model import LURE
 
 
 def seeded_demo_model(seed: int = 0) -> LURE:

@@ -88,7 +88,7 @@ def test_perceptual_loss_needs_the_vgg_file_and_works_with_one(tmp_path):
 def test_stage1_objective_single_pass_equals_the_two_separate_passes():
     """The objective runs x and y through the network as one 2B batch; that must give exactly the
     loss of docs/paper-map.md#training written out with separate passes (no layer may mix samples)."""
-    from lure.models import to_network_channels
+    from lure.models.lure_model import to_network_channels
     from lure.text.vocabulary import TASK_CLASS
     from lure.training.objectives import Stage1Objective
     from tests.model_helpers import seeded_demo_model

@@ -12,10 +12,11 @@ import torch
 from lure.checkpoint import load_model, read_checkpoint, save_checkpoint
 from lure.cli import main as cli_main
 from lure.config import load_params, model_config
-from lure.models import LURE, LUREConfig
 from lure.models.base_blocks import BottleNeck
+from lure.models.config import LUREConfig
 from lure.models.encoder import InnerResidualEncoderLayer
 from lure.models.fusion import ScaleFusion, l1_activity, prior_fusion_rule
+from lure.models.lure_model import LURE
 from lure.models.text_guided_attention import TextGateBlock, TGABlock
 
 TINY = LUREConfig(widths=(8, 16, 16, 24), latent_channels=(4, 8, 8, 8), base_blocks=(1, 1, 1, 1),

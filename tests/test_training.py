@@ -96,16 +96,20 @@ def test_code_digest_follows_the_training_code_only(tmp_path):
 
     from lure.training.trainer import code_digest
 
-    package = Path(__file__).resolve().parents[1] / "lure"
-    copy_root = tmp_path / "lure"
-    shutil.copytree(package, copy_root, ignore=shutil.ignore_patterns("__pycache__"))
-    original = code_digest(copy_root)
+    repo = Path(__file__).resolve().parents[1]
+    for package in ("lure", "data_prep", "pipelines"):
+        shutil.copytree(repo / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    original = code_digest(tmp_path)
     assert original == code_digest()
-    (copy_root / "metrics" / "reference.py").write_text("# evaluation code does not change training\n")
-    assert code_digest(copy_root) == original
-    losses = copy_root / "training" / "losses.py"
-    losses.write_text(losses.read_text() + "\n# an edit\n")
-    assert code_digest(copy_root) != original
+    (tmp_path / "lure" / "evaluation" / "grid.py").write_text("# evaluation code does not change training\n")
+    assert code_digest(tmp_path) == original
+    for edited in ("lure/training/losses.py", "lure/color.py", "lure/image_io.py", "lure/checkpoint.py"):
+        path = tmp_path / edited
+        text = path.read_text()
+        path.write_text(text + "\n# an edit\n")
+        assert code_digest(tmp_path) != original, edited
+        path.write_text(text)
+    assert code_digest(tmp_path) == original
 
 
 def test_rerun_resumes_only_when_code_data_and_params_are_unchanged(demo_data, tmp_path, capsys):

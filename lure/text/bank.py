@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lure.models import SentenceEncoder
+from lure.models.text_encoder import SentenceEncoder
 from lure.text.vocabulary import prompt_key
 
 

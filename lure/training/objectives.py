@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lure.models import LURE, to_network_channels
+from lure.models.lure_model import LURE, to_network_channels
 from lure.text.vocabulary import TASK_CLASS
 from lure.training.losses import color_loss, gradient_loss, task_loss, unified_loss
 from lure.training.perceptual import VGG16Features, perceptual_loss

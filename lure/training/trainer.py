@@ -35,7 +35,7 @@ from tqdm import tqdm
 from lure.checkpoint import RESUME_FORMAT, atomic_torch_save, load_model, read_checkpoint, save_checkpoint
 from lure.config import model_config
 from lure.fileio import sha256_file
-from lure.models import LURE
+from lure.models.lure_model import LURE
 from lure.text.bank import TextBank
 from lure.text.vocabulary import TASK_CLASS
 from lure.training.distributed import DistContext, barrier, setup_distributed, teardown_distributed
@@ -99,21 +99,17 @@ class StopSignal:
             signal.signal(sig, handler)
 
 
-#: The parts of the ``lure`` package whose source decides what a training run computes.
-TRAINING_CODE = ("models", "training", "data", "text")
+#: The module whose import closure is the training code (the DVC stages' entry point).
+TRAINING_ENTRY = "pipelines.stages.train"
 
 
-def code_digest(package_root: str | Path | None = None) -> str:
-    """sha256 over the source files of :data:`TRAINING_CODE` (paths and bytes) under the ``lure``
-    package folder (default: this installation's)."""
-    root = Path(package_root) if package_root else Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for name in TRAINING_CODE:
-        path = root / name
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(root).as_posix().encode())
-            digest.update(file.read_bytes())
-    return digest.hexdigest()
+def code_digest(root: str | Path | None = None) -> str:
+    """sha256 over the training code: the source files of :data:`TRAINING_ENTRY`'s static import
+    closure (:mod:`lure.code_deps`, the same closure ``dvc.yaml`` lists) under the project ``root``
+    (default: this checkout)."""
+    from lure.code_deps import closure_digest
+
+    return closure_digest(TRAINING_ENTRY, Path(root)) if root else closure_digest(TRAINING_ENTRY)
 
 
 def fingerprint(params: dict[str, Any], stage: str, inputs: dict[str, str] | None = None) -> str:

@@ -9,7 +9,7 @@ import torch
 
 from lure.color import luminance
 from lure.image_io import luminance_uint8, to_tensor
-from lure.models import LURE, crop_to, pad_to_multiple
+from lure.models.lure_model import LURE, crop_to, pad_to_multiple
 from lure.text.bank import TextBank
 from lure.text.vocabulary import INFRARED
 from lure.training.losses import latent_similarity
