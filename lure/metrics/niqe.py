@@ -261,7 +261,7 @@ def calculate_niqe(
         if convert_to == "y":
             y = rgb_to_y(image)
         elif convert_to == "gray":
-            from lure.metrics.reference import rgb2gray_matlab
+            from lure.metrics.matlab import rgb2gray_matlab
 
             y = rgb2gray_matlab(image).astype(np.float32)
         else:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lure.metrics.reference import check_rgb_uint8
+from lure.metrics.matlab import check_rgb_uint8
 
 __all__ = ["DEFAULT_NR_METRICS", "no_reference_metrics", "pyiqa_cache_dir"]
 

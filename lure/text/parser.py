@@ -1,46 +1,9 @@
-"""Free-text requests → per-modality task plans (rule-based; docs/paper-map.md#tasks-and-texts).
+"""Free-text requests -> per-modality task plans, by rules (the rules: docs/requests.md).
 
 ``parse("the visible image is too dark and the thermal one is blurry, upscale 4x")``
-returns ``TaskPlan(visible="ll", infrared="sr4")``. Task ids are those of
-:mod:`lure.text.vocabulary`: ``pd, ll, hz, oe`` (visible) and ``pd, lc, sr4, sr8`` (infrared).
-
-How a request is read
----------------------
-* The text is lower-cased and split into sentences (``. ; ! ? newline``) and clauses
-  (``,`` and the conjunctions *and, but, while, whereas, though, although, however, plus,
-  yet, then*).
-* Regular expressions find, in each clause, modality words (visible/RGB/colour image/
-  optical; infrared/IR/thermal/LWIR; "both"/"images"/"everything" for both; "the other
-  one" for the modality not named last), degradation words with their synonyms, scale
-  factors (``4x``, ``×8``, "eight times", …), clean statements ("clean", "is fine",
-  "no degradation"), reconstruct-only verbs ("reconstruct", "keep as is"), vague repair
-  words ("degraded", "fix", "enhance") and degradations LURE was not trained for (rain,
-  snow, noise, stripes, JPEG, motion blur, …).
-* Negation: a negator (*not, no, never, without, nor, neither, none, free of*, or a
-  ``-free`` suffix) up to four words before a term turns a degradation into a statement
-  that the image is fine ("the infrared is not blurry" → infrared pd).
-* Attachment: in a clause naming one modality every term belongs to it (a degradation
-  that modality does not have is an error: "the infrared image is hazy"). A clause naming
-  no modality continues the previous clause of its sentence ("the thermal image is blurry
-  and hazy" → both on infrared), unless the previous clause only named a topic ("for the
-  infrared image, upscale 8x") or the clause starts with a command verb ("…, upscale 4x");
-  then each degradation goes to the only modality that has it ("too dark" → visible ll,
-  "upscale 8x" → infrared sr8). A clause naming both modalities gives each term to the
-  nearest modality word.
-* Super-resolution: blur/low-resolution/upscale words mean ``sr4`` unless a factor says
-  ×8 ("upscale 8x") or an intensifier says the blur is strong ("very blurry", "extremely
-  low resolution" → ``sr8``); an explicit factor always wins; factors other than 4 and 8
-  are errors.
-* A modality that is named with no degradation, or not named at all, gets ``pd``; the
-  empty request gives ``pd`` on both. A non-empty request with nothing recognisable, two
-  degradations on one modality, "clean" together with a degradation, "degraded"/"fix"
-  without saying how, and unsupported degradations all raise one :class:`InstructionError`
-  naming what was not understood and listing the supported tasks per modality (a vague repair
-  word next to an explicit clean statement, "restore the undegraded image", reads as ``pd``).
-
-The rules are the first judge. :func:`parse` takes an optional ``fallback`` (e.g. the text
-encoder's embedding classifier) that is consulted only when the rules recognise nothing at
-all in a non-empty request; every explicit problem still raises.
+returns ``TaskPlan(visible="ll", infrared="sr4")``. A request the rules cannot serve raises one
+:class:`InstructionError` naming what was not understood and listing the supported tasks.
+The recognised words are in :mod:`lure.text.lexicon`.
 """
 
 from __future__ import annotations
