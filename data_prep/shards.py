@@ -5,7 +5,8 @@ Output layout (training and evaluation rely on it)::
     data/shards/<dataset>/<split>/stage1-%06d.tar   stage-1 triplets
     data/shards/<dataset>/<split>/fusion-%06d.tar   fusion pairs
     data/shards/<dataset>/<split>/manifest.json     counts, per-task counts, sha256 per shard,
-                                                    source version, generation parameters
+                                                    source versions and content fingerprint,
+                                                    generation parameters (no paths, no times)
     data/shards/<dataset>-degraded/<task>/fusion-%06d.tar + manifest.json
                                                     degraded evaluation sets (task in ll, hz, oe,
                                                     lc, sr4, sr8, oe+lc, ll+lc)
@@ -159,6 +160,13 @@ def split_input_hash(fingerprint: str, generation: dict, keys: dict[str, list[st
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def source_versions(parsed, versions: list | None = None) -> dict:
+    """The manifest's ``source_versions``: the parser's version string, the sources' version records
+    (registry id, archive sha256, or the local root as configured) and the input ``fingerprint``
+    (sha256 over the source files' relative names and content hashes and the parser options)."""
+    return {"parser": parsed.version, "sources": list(versions or []), "fingerprint": parsed.fingerprint}
+
+
 def read_manifest(split_dir: str | Path) -> dict | None:
     """The split's manifest, or ``None`` when absent or unreadable."""
     path = Path(split_dir) / MANIFEST
@@ -260,6 +268,6 @@ def write_parsed_split(out_dir: str | Path, dataset: str, split: str, parsed, co
     for kind, index, recs in tqdm(jobs, desc=f"{dataset}/{split}", unit="shard", leave=False):
         entries[kind].append(build_shard(split_dir, kind, index, recs))
     write_manifest(split_dir, dataset=dataset, split=split, input_hash=input_hash, shards=entries,
-                   source_versions={"parser": parsed.version, "sources": versions or []},
+                   source_versions=source_versions(parsed, versions),
                    generation=generation, skipped=parsed.skipped)
     return counts | {"rewritten": True}

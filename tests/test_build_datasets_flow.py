@@ -64,6 +64,97 @@ def test_flow_builds_demo_and_shared_folders(tmp_path, shared_data):
     assert before == after
 
 
+def _portable_config(root: Path) -> dict:
+    """A folder data set (with an unpaired file, so ``skipped`` is recorded), a derived set and the
+    degraded sets of that folder, plus a small demo."""
+    return {
+        "seed": 0, "samples_per_shard": 4, "min_shards": 2,
+        "datasets": {"pairs": {"source": "folder", "root": str(root), "split": "train", "holdout_every": 3},
+                     "demo": SMALL_DEMO | {"train": 1, "test": 1}},
+        "derived": {"pairs-sr": {"kind": "super_resolution", "from": "pairs", "factors": [4]}},
+        "degraded_eval": {"datasets": ["pairs"], "split": "test", "tasks": ["ll+lc"]},
+    }
+
+
+def _tree_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _copy_with_new_mtimes(src: Path, dst: Path) -> None:
+    """``cp -r`` without ``-p``: same bytes, new mtimes (set a day later to be sure)."""
+    import shutil
+
+    shutil.copytree(src, dst, copy_function=shutil.copyfile)
+    for p in dst.rglob("*"):
+        if p.is_file():
+            st = p.stat()
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 86_400 * 10**9))
+
+
+def test_same_pairs_anywhere_give_identical_shards_and_manifests(tmp_path):
+    """The same source pairs at two locations, with different mtimes, built into two output folders:
+    byte-identical shards and manifests (so DVC hashes data/shards alike in every clone), and no
+    location in any manifest."""
+    first = trees.folder_tree(tmp_path / "here/pairs", n=7)
+    (first / "ir/lonely.png").write_bytes((first / "ir/000.png").read_bytes())  # no visible partner
+    second = tmp_path / "elsewhere/deeper/pairs"
+    _copy_with_new_mtimes(first, second)
+    out_a, out_b = tmp_path / "out-a", tmp_path / "elsewhere/out-b"
+    summary = build_datasets(_portable_config(first), out_dir=str(out_a))
+    assert build_datasets(_portable_config(second), out_dir=str(out_b)) == summary
+    assert summary["pairs"] == {"train": {"fusion": 5}, "test": {"fusion": 2}}
+    files_a, files_b = _tree_files(out_a / "shards"), _tree_files(out_b / "shards")
+    assert sorted(files_a) == sorted(files_b) and any(n.endswith("manifest.json") for n in files_a)
+    for name in files_a:
+        assert files_a[name] == files_b[name], name
+    for name, data in (files_a | {f"b/{k}": v for k, v in files_b.items()}).items():
+        if name.endswith("manifest.json"):
+            text = data.decode()
+            for location in (tmp_path, first, second, out_a, out_b, Path.cwd()):
+                assert str(location) not in text, (name, location)
+    manifest = json.loads(files_a["pairs/test/manifest.json"])
+    assert manifest["source_versions"]["sources"] == [{"root": "pairs"}]
+    assert manifest["skipped"]["examples"] == ["pairs/ir/lonely.png: no vi partner, skipped"]
+    assert len(manifest["source_versions"]["fingerprint"]) == 64
+
+
+def test_changed_source_image_content_rebuilds_its_split(tmp_path):
+    """Same size, same mtime, other bytes: the content hash notices and the split is rebuilt; the
+    other data sets are left untouched."""
+    import numpy as np
+    from PIL import Image
+
+    root = trees.folder_tree(tmp_path / "pairs", n=4)
+    config = _portable_config(root) | {"derived": {}, "degraded_eval": {}}
+    out = tmp_path / "out"
+    build_datasets(config, out_dir=str(out))
+    shards = out / "shards"
+
+    def stamps() -> dict[str, int]:
+        return {p.relative_to(shards).as_posix(): p.stat().st_mtime_ns for p in shards.rglob("*")
+                if p.is_file() and p.name != "summary.json"}
+
+    before = stamps()
+    build_datasets(config, out_dir=str(out))
+    assert stamps() == before  # unchanged: nothing rewritten
+    target = root / "vi/001.png"
+    st = target.stat()
+    image = np.asarray(Image.open(target)).copy()
+    image[0, 0] ^= 0xFF
+    Image.fromarray(image).save(target)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))  # the old mtime: only the bytes changed
+    old_manifest = json.loads((shards / "pairs/train/manifest.json").read_text())
+    build_datasets(config, out_dir=str(out))
+    after = stamps()
+    assert after["pairs/train/manifest.json"] != before["pairs/train/manifest.json"]
+    new_manifest = json.loads((shards / "pairs/train/manifest.json").read_text())
+    assert new_manifest["input_hash"] != old_manifest["input_hash"]
+    assert [e["sha256"] for e in new_manifest["fusion"]["shards"]] != [
+        e["sha256"] for e in old_manifest["fusion"]["shards"]]
+    assert {k: v for k, v in after.items() if k.startswith("demo/")} == {
+        k: v for k, v in before.items() if k.startswith("demo/")}
+
+
 def _registry(tmp_path: Path, url: str, sha: str | None, manual: bool = False) -> Path:
     path = tmp_path / "registry.yaml"
     where = "manual: true, page: 'https://example.org/fx'" if manual else f"url: '{url}'"

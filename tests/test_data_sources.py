@@ -237,3 +237,28 @@ def test_restoration_set_covers_every_task_with_seeded_variants(tmp_path):
     assert np.array_equal(load_image(pd.lq, INFRARED), load_image(pd.hq, INFRARED))
     with pytest.raises(ValueError, match="variants"):
         restoration_set(base, variants=0)
+
+
+def test_fingerprints_hash_content_and_relative_names_not_locations(tmp_path):
+    import os
+    import shutil
+
+    from data_prep.sources.base import files_fingerprint, portable_messages
+
+    root = trees.folder_tree(tmp_path / "a/pairs", n=3)
+    copy = tmp_path / "b/c/pairs"
+    shutil.copytree(root, copy, copy_function=shutil.copyfile)  # new mtimes
+    for p in copy.rglob("*.png"):
+        os.utime(p, ns=(1, 1))
+    parse = get_parser("folder")
+    assert parse(root).fingerprint == parse(copy).fingerprint
+    assert files_fingerprint(sorted(root.rglob("*.png"))) == files_fingerprint(sorted(copy.rglob("*.png")))
+    (copy / "vi/002.png").rename(copy / "vi/009.png")  # same bytes, other name
+    assert files_fingerprint(sorted(root.rglob("*.png"))) != files_fingerprint(sorted(copy.rglob("*.png")))
+    data = bytearray((copy / "vi/001.png").read_bytes())
+    data[-20] ^= 1  # other bytes, same size and mtime
+    (copy / "vi/001.png").write_bytes(bytes(data))
+    os.utime(copy / "vi/001.png", ns=(1, 1))
+    assert files_fingerprint([copy / "vi/001.png"]) != files_fingerprint([root / "vi/001.png"])
+    assert portable_messages([f"{root}/ir/x.png: no vi partner, skipped", "plain"], [root]) == [
+        "pairs/ir/x.png: no vi partner, skipped", "plain"]

@@ -1,4 +1,5 @@
-"""lure.evaluation: tables, grids, baselines and the evaluate runner end to end on real pairs."""
+"""lure.evaluation: tables, grids, baselines and the evaluate runner end to end on image pairs
+(real RoadScene crops, or generated demo scenes in a clone without ../shared)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from lure.evaluation.runner import evaluate, evaluation_params, slug
 from lure.evaluation.tables import format_csv, format_markdown, mean_rows
 from lure.inference import Fuser
 from lure.metrics import METRIC_NAMES
-from tests.model_helpers import save_seeded_demo_checkpoint, write_roadscene_crops
+from tests.model_helpers import save_seeded_demo_checkpoint, write_pair_crops
 
 TASKS = ["ll", "oe+lc"]
 
@@ -28,13 +29,14 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pair_folder(shared_data, tmp_path_factory):
-    """Three RoadScene pairs, centre-cropped to 128 x 192 (NIQE needs 96 x 192), as ir/ and vi/ PNGs."""
-    return write_roadscene_crops(shared_data, tmp_path_factory.mktemp("roadscene3"), 128, 192)
+def pair_folder(fusion_pairs, tmp_path_factory):
+    """Three pairs (RoadScene, or generated without ../shared), centre-cropped to 128 x 192 (NIQE needs
+    96 x 192), as ir/ and vi/ PNGs."""
+    return write_pair_crops(fusion_pairs.root, tmp_path_factory.mktemp("roadscene3"), 128, 192)
 
 
 @pytest.fixture(scope="module")
-def evaluated(checkpoint, pair_folder, shared_data, tmp_path_factory):
+def evaluated(checkpoint, pair_folder, niqe_params, tmp_path_factory):
     from lure.checkpoint import save_checkpoint
     from tests.model_helpers import seeded_demo_model
 
@@ -45,7 +47,7 @@ def evaluated(checkpoint, pair_folder, shared_data, tmp_path_factory):
         "pair_sets": [f"folder:{pair_folder}", "absent/test"],
         "degraded_from": f"folder:{pair_folder}",
         "tasks": TASKS,
-        "niqe_params": str(shared_data / "niqe" / "niqe_pris_params.npz"),
+        "niqe_params": str(niqe_params),
         "grid": {"crop": 96, "pairs": 2, "focus": "infrared"},
         "degraded_max_pairs": 2,
         "reference_checkpoints": {"other": str(other_checkpoint), "gone": str(checkpoint.parent / "gone.pt")},

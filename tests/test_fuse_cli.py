@@ -13,7 +13,7 @@ from PIL import Image
 from lure import inference, weights
 from lure.cli import main
 from lure.image_io import write_image
-from tests.model_helpers import save_seeded_demo_checkpoint, write_roadscene_crops
+from tests.model_helpers import save_seeded_demo_checkpoint, write_pair_crops
 
 
 @pytest.fixture(scope="module")
@@ -22,9 +22,9 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pairs(shared_data, tmp_path_factory):
-    """Three RoadScene pairs cropped to 96 x 128, written as PNG into ir/ and vi/ folders."""
-    return write_roadscene_crops(shared_data, tmp_path_factory.mktemp("pairs"), 96, 128)
+def pairs(fusion_pairs, tmp_path_factory):
+    """Three pairs (RoadScene, or generated without ../shared) cropped to 96 x 128, as ir/ and vi/ PNGs."""
+    return write_pair_crops(fusion_pairs.root, tmp_path_factory.mktemp("pairs"), 96, 128)
 
 
 def leftovers(folder):

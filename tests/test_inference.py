@@ -1,4 +1,5 @@
-"""lure.inference: tiling maths, the Fuser on real image pairs with a seeded demo-profile model."""
+"""lure.inference: tiling maths, the Fuser on image pairs (real, or generated in a clone without
+../shared) with a seeded demo-profile model."""
 
 from __future__ import annotations
 
@@ -27,13 +28,30 @@ def fuser(tmp_path_factory) -> Fuser:
 
 
 @pytest.fixture(scope="module")
-def road_pair(shared_data) -> tuple[np.ndarray, np.ndarray]:
-    """A 96 x 128 centre crop of one RoadScene pair: (ir uint8 HxW, vi uint8 HxWx3)."""
-    ir = np.asarray(Image.open(shared_data / "roadscene" / "ir" / "FLIR_00006.jpg").convert("L"))
-    vi = np.asarray(Image.open(shared_data / "roadscene" / "vi" / "FLIR_00006.jpg").convert("RGB"))
+def road_pair(fusion_pairs) -> tuple[np.ndarray, np.ndarray]:
+    """A 96 x 128 centre crop of the first pair (RoadScene FLIR_00006, or a generated demo scene
+    without ../shared): (ir uint8 HxW, vi uint8 HxWx3)."""
+    name = fusion_pairs.names()[0]
+    ir = np.asarray(Image.open(fusion_pairs.root / "ir" / name).convert("L"))
+    vi = np.asarray(Image.open(fusion_pairs.root / "vi" / name).convert("RGB"))
     h, w = ir.shape
     top, left = (h - 96) // 2, (w - 128) // 2
     return ir[top : top + 96, left : left + 128].copy(), vi[top : top + 96, left : left + 128].copy()
+
+
+@pytest.fixture(scope="module")
+def large_pair() -> tuple[np.ndarray, np.ndarray]:
+    """A 1280 x 1024 pair: LLVIP 190001 of ../shared/data, or a generated demo scene of that size."""
+    from lure.paths import shared_data_dir
+
+    shared = shared_data_dir()
+    if shared is not None and (shared / "llvip" / "test" / "ir" / "190001.jpg").is_file():
+        ir = np.asarray(Image.open(shared / "llvip" / "test" / "ir" / "190001.jpg"))
+        vi = np.asarray(Image.open(shared / "llvip" / "test" / "vi" / "190001.jpg").convert("RGB"))
+        return ir, vi
+    from data_prep.sources.demo import render_scene
+
+    return render_scene(7, 1024, 1280)
 
 
 # ----------------------------------------------------------------------------- tiling maths
@@ -162,12 +180,12 @@ def test_restore_returns_the_modality_layout(fuser, road_pair):
 
 
 @pytest.mark.slow
-def test_tiled_and_untiled_llvip_outputs_agree(fuser, shared_data):
-    """1280 x 1024 LLVIP pair: default tiling (768 px tiles, 256 px overlap, 4 tiles) against one
-    whole-image pass. Channel attention pools over its input, so tiles cannot match exactly; the
-    fused 8-bit images must agree within 2 grey levels everywhere."""
-    ir = np.asarray(Image.open(shared_data / "llvip" / "test" / "ir" / "190001.jpg"))
-    vi = np.asarray(Image.open(shared_data / "llvip" / "test" / "vi" / "190001.jpg").convert("RGB"))
+def test_tiled_and_untiled_large_outputs_agree(fuser, large_pair):
+    """1280 x 1024 pair (LLVIP, or a generated demo scene without ../shared): default tiling (768 px
+    tiles, 256 px overlap, 4 tiles) against one whole-image pass. Channel attention pools over its
+    input, so tiles cannot match exactly; the fused 8-bit images must agree within 2 grey levels
+    everywhere."""
+    ir, vi = large_pair
     assert vi.shape == (1024, 1280, 3) and ir.shape[:2] == (1024, 1280)
     assert TilingConfig().active(1024, 1280)  # the default ("auto") tiles this size
     tiled = fuser.fuse(ir, vi, tile="auto").astype(int)

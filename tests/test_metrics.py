@@ -428,7 +428,18 @@ def test_psnr_quirk_near_60_db_on_real_pair(shared_data):
     vi_path = shared_data / "msrs" / "vi" / "00537D.png"
     if not (ir_path.is_file() and vi_path.is_file()):
         pytest.skip("MSRS pair 00537D absent")
-    ir, vi = _load_grey(ir_path), _load_grey(vi_path)
+    _assert_psnr_quirk(_load_grey(ir_path), _load_grey(vi_path))
+
+
+def test_psnr_quirk_near_60_db_on_generated_pair():
+    """The same on a generated demo scene (every clone has it)."""
+    from data_prep.sources.demo import render_scene
+
+    ir, vi = render_scene(3, 240, 320)
+    _assert_psnr_quirk(ir, ref.rgb2gray_matlab(vi))
+
+
+def _assert_psnr_quirk(ir: np.ndarray, vi: np.ndarray) -> None:
     fused = ((ir.astype(np.uint16) + vi) // 2).astype(np.uint8)
     metrics = ref.fusion_metrics(fused, ir, vi)
     assert 55.0 < metrics["PSNR"] < 70.0
@@ -501,16 +512,29 @@ def test_aggd_params_against_per_block_formula():
 
 
 def test_niqe_real_image_clean_beats_degraded(shared_data):
-    from PIL import Image, ImageFilter
+    from PIL import Image
 
     params_path = shared_data / "niqe" / "niqe_pris_params.npz"
     image_path = shared_data / "msrs" / "vi" / "00537D.png"
     if not (params_path.is_file() and image_path.is_file()):
         pytest.skip("NIQE parameters or MSRS image absent")
-    params = niqe_module.load_niqe_params(params_path)
     with Image.open(image_path) as image:
-        clean_image = image.convert("RGB")
-    clean = np.asarray(clean_image)
+        _assert_niqe_clean_beats_degraded(np.asarray(image.convert("RGB")), params_path)
+
+
+def test_niqe_generated_image_clean_beats_degraded(niqe_params):
+    """The same on a generated demo scene, with the shared NIQE model or (in a user's clone) one
+    fitted on other generated scenes."""
+    from data_prep.sources.demo import render_scene
+
+    _assert_niqe_clean_beats_degraded(render_scene(3, 240, 320)[1], niqe_params)
+
+
+def _assert_niqe_clean_beats_degraded(clean: np.ndarray, params_path) -> None:
+    from PIL import Image, ImageFilter
+
+    params = niqe_module.load_niqe_params(params_path)
+    clean_image = Image.fromarray(clean)
     blurred = np.asarray(clean_image.filter(ImageFilter.GaussianBlur(3)), dtype=np.float64)
     noisy = blurred + np.random.default_rng(0).normal(0, 25, blurred.shape)
     degraded = np.clip(np.round(noisy), 0, 255).astype(np.uint8)
@@ -523,12 +547,9 @@ def test_niqe_real_image_clean_beats_degraded(shared_data):
     assert math.isfinite(grey) and grey > 0
 
 
-def test_niqe_rejects_too_small_image(shared_data):
-    params_path = shared_data / "niqe" / "niqe_pris_params.npz"
-    if not params_path.is_file():
-        pytest.skip("NIQE parameters absent")
+def test_niqe_rejects_too_small_image(niqe_params):
     with pytest.raises(ValueError, match="two 96 x 96 blocks"):
-        niqe_module.calculate_niqe(np.zeros((100, 100, 3), np.uint8), params_path)
+        niqe_module.calculate_niqe(np.zeros((100, 100, 3), np.uint8), niqe_params)
 
 
 # --------------------------------------------------------------------------- no-reference (pyiqa)

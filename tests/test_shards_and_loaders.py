@@ -73,6 +73,7 @@ def test_manifest_counts_and_hashes(demo_shards):
         for entry in manifest[kind]["shards"]:
             assert sha256_file(split / entry["name"]) == entry["sha256"]
     assert manifest["source_versions"]["parser"] == demo_source.VERSION
+    assert manifest["source_versions"]["fingerprint"] == demo_source.parse(train=6, test=2, seed=1).fingerprint
     assert manifest["generation"]["seed"] == 0 and not list(split.glob("*.tmp"))
     assert sorted(p.name for p in split.iterdir()) == ["fusion-000000.tar", "fusion-000001.tar", "manifest.json",
                                                       "stage1-000000.tar", "stage1-000001.tar", "stage1-000002.tar"]
@@ -106,7 +107,10 @@ def test_changed_source_file_rebuilds(tmp_path):
     parse = get_parser("folder")
     assert shards.write_parsed_split(tmp_path, "f", "test", parse(root), CONFIG)["rewritten"]
     assert not shards.write_parsed_split(tmp_path, "f", "test", parse(root), CONFIG)["rewritten"]
-    trees.write_image(root / "vi/001.png", size=(40, 48))
+    trees.write_image(root / "vi/001.png", size=(40, 48))  # the same bytes again, a new mtime
+    os.utime(root / "vi/001.png", ns=(1, 1))
+    assert not shards.write_parsed_split(tmp_path, "f", "test", parse(root), CONFIG)["rewritten"]
+    trees.write_image(root / "vi/001.png", size=(32, 48))  # other bytes
     os.utime(root / "vi/001.png", ns=(1, 1))
     assert shards.write_parsed_split(tmp_path, "f", "test", parse(root), CONFIG)["rewritten"]
     # a deleted shard is noticed too

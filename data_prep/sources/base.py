@@ -16,7 +16,9 @@ and counted, never an error.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lure import image_io
+from lure.fileio import sha256_file
 from lure.image_io import list_images, read_uint8, to_layout
 from lure.text.vocabulary import INFRARED, VISIBLE, check_task
 
@@ -165,13 +168,62 @@ def make_key(*parts: str) -> str:
     return "_".join(_KEY_BAD.sub("-", str(p)).strip("-") for p in parts if str(p) != "")
 
 
+_DIGESTS: dict[tuple, str] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of the bytes of ``path``. Cached for the process per (path, size, mtime, ctime, inode):
+    the value is always the content hash, the cache only saves re-reading an unchanged file."""
+    st = Path(path).stat()
+    key = (str(Path(path).absolute()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    with _DIGESTS_LOCK:
+        cached = _DIGESTS.get(key)
+    if cached is None:
+        cached = sha256_file(path)
+        with _DIGESTS_LOCK:
+            _DIGESTS[key] = cached
+    return cached
+
+
 def files_fingerprint(paths: Iterable[Path], extra: str = "") -> str:
-    """sha256 over (path, size, mtime) of ``paths`` plus ``extra``: changes when any input changes."""
-    h = hashlib.sha256(extra.encode())
-    for p in sorted(Path(x) for x in paths):
-        st = p.stat()
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    """sha256 over the content of ``paths`` plus ``extra``: changes when any input's bytes or name change.
+
+    Location-independent: each file enters as (name relative to the deepest folder holding all of
+    them, sha256 of its bytes); absolute paths, sizes and mtimes do not enter, so the same files
+    copied anywhere (with new mtimes) give the same fingerprint.
+    """
+    files = sorted({Path(x).absolute() for x in paths})
+    h = hashlib.sha256(f"files-v2\0{extra}\n".encode())
+    if not files:
+        return h.hexdigest()
+    base = Path(os.path.commonpath([str(p.parent) for p in files]))
+    entries = sorted((p.relative_to(base).as_posix(), file_digest(p)) for p in files)
+    for name, digest in entries:
+        h.update(f"{name}\0{digest}\n".encode())
     return h.hexdigest()
+
+
+def portable_messages(messages: Iterable[str], roots: Iterable[str | Path | None]) -> list[str]:
+    """``messages`` (e.g. ``ParsedSource.skipped``) with each root folder's absolute path replaced by
+    the folder's name (``/data/roadscene/ir/a.png`` -> ``roadscene/ir/a.png``), so manifests record
+    no location. Relative paths in messages are left as they are."""
+    prefixes: dict[str, str] = {}
+    for root in roots:
+        if root is None or str(root) == "":
+            continue
+        root = Path(root).expanduser()
+        name = root.absolute().name
+        for form in {str(root.absolute()), str(root.resolve())}:
+            if name and form != os.sep:
+                prefixes[form.rstrip(os.sep)] = name
+    ordered = sorted(prefixes.items(), key=lambda kv: -len(kv[0]))
+    out = []
+    for message in messages:
+        for prefix, name in ordered:
+            message = message.replace(prefix + os.sep, name + "/").replace(prefix, name)
+        out.append(message)
+    return out
 
 
 def record_paths(parsed: ParsedSource) -> list[Path]:

@@ -14,6 +14,10 @@ sha256 check, safe extraction; cached by the source's input hash), then per spli
 through the flow's task runner — then the split's manifest. Splits whose manifest already has the
 same input hash are left untouched (nothing rewritten). Output layout: :mod:`data_prep.shards`.
 
+Manifests and cache keys record what the data is, never where it lay: source files enter by
+relative name and sha256 of their bytes, local roots as configured (``@shared/...``) or by folder
+name, so the same pairs in any folder (any mtimes) give byte-identical shards and manifests.
+
 Task runner: ``data.task_runner`` (or the ``task_runner`` parameter) is ``threads`` (default,
 Prefect's ``ThreadPoolTaskRunner``; ``task_runner_options: {max_workers: N}``), ``dask``
 (``prefect-dask``'s ``DaskTaskRunner``, options e.g. ``{address: tcp://scheduler:8786}`` or
@@ -66,6 +70,7 @@ from data_prep import derived as derived_sets
 from data_prep import shards as shard_io
 from data_prep.download import ManualDownloadRequired, ensure_source, is_network_error, load_registry
 from data_prep.sources import ParsedSource, get_parser
+from data_prep.sources.base import portable_messages
 from lure.fileio import atomic_write_text, sha256_file
 from lure.paths import REPO_ROOT, shared_data_dir
 
@@ -133,6 +138,15 @@ def resolve_root(root: str) -> Path | None:
     return Path(root).expanduser()
 
 
+def portable_root(root: str) -> str:
+    """How a local root is recorded in manifests: ``@shared/...`` and relative roots as configured,
+    an absolute root by its folder name only (manifests record no location)."""
+    if root.startswith("@shared"):
+        return root
+    path = Path(root).expanduser()
+    return path.name if path.is_absolute() else path.as_posix()
+
+
 def make_task_runner(name: str | None, options: dict | None = None):
     """The task runner called ``name`` (``threads``/``local``/``None``, ``dask``, ``ray``)."""
     options = dict(options or {})
@@ -184,7 +198,7 @@ def prepare_source(name: str, entry: dict, data_dir: str, registry_path: str | N
             if entry.get("optional"):
                 return {"roots": [], "versions": [], "missing": reason + " (optional, skipped)"}
             raise FileNotFoundError(reason + "; fix data.datasets." + name + ".root in params.yaml")
-        return {"roots": [str(root)], "versions": [{"root": str(root)}], "missing": None}
+        return {"roots": [str(root)], "versions": [{"root": portable_root(str(entry["root"]))}], "missing": None}
     if "registry" in entry:
         registry = load_registry(registry_path)
         ids = entry["registry"] if isinstance(entry["registry"], list) else [entry["registry"]]
@@ -233,7 +247,11 @@ def parse_dataset(name: str, entry: dict, roots: list[str | None], seed: int) ->
         options.setdefault("seed", seed)
     if entry.get("source") == "folder":
         options.setdefault("name", name)
-    return _merge([parser(root, **options) for root in roots])
+    parsed = _merge([parser(root, **options) for root in roots])
+    # skipped-file messages name absolute paths; manifests keep them relative to the data set's folders
+    folders = [*roots, *((options.get("splits") or {}).values() if isinstance(options.get("splits"), dict) else [])]
+    parsed.skipped = portable_messages(parsed.skipped, folders)
+    return parsed
 
 
 def build_split(out_dir: Path, dataset: str, split: str, parsed: ParsedSource, config: dict,
@@ -254,7 +272,8 @@ def build_split(out_dir: Path, dataset: str, split: str, parsed: ParsedSource, c
     for kind, recs in records.items():
         plan = shard_io.plan_shards(len(recs), generation["samples_per_shard"], generation["min_shards"])
         for index, (start, stop) in enumerate(plan):
-            shard_hash = hashlib.sha256(f"{input_hash}:{split_dir.resolve()}:{kind}:{index}:{start}:{stop}".encode()).hexdigest()
+            # no location in the key: a cached entry whose file is missing or differs is rewritten below
+            shard_hash = hashlib.sha256(f"{input_hash}:{dataset}/{split}:{kind}:{index}:{start}:{stop}".encode()).hexdigest()
             futures[(kind, index)] = (shard_hash, recs[start:stop],
                                       write_shard_task.submit(str(split_dir), kind, index, Opaque(recs[start:stop]), shard_hash))
     entries: dict[str, list[dict]] = {"stage1": [], "fusion": []}
@@ -266,7 +285,7 @@ def build_split(out_dir: Path, dataset: str, split: str, parsed: ParsedSource, c
             entry = write_shard_task.with_options(refresh_cache=True)(str(split_dir), kind, index, Opaque(recs), shard_hash)
         entries[kind].append(entry)
     shard_io.write_manifest(split_dir, dataset=dataset, split=split, input_hash=input_hash, shards=entries,
-                            source_versions={"parser": parsed.version, "sources": versions or []},
+                            source_versions=shard_io.source_versions(parsed, versions),
                             generation=generation, skipped=parsed.skipped)
     log.info("%s/%s: wrote %s (%d shards)", dataset, split, counts, sum(len(v) for v in entries.values()))
     return counts
