@@ -34,7 +34,6 @@ Config (the ``data`` section of the resolved params)::
     task_runner: threads         # threads | dask | ray
     task_runner_options: {}
     registry: null               # registry YAML (default data_prep/registry.yaml)
-    generate_prompts: false      # run the generate-prompts flow afterwards
     datasets:                    # name -> source entry
       demo: {source: demo, train: 48, test: 8, height: 128, width: 160}
       roadscene: {source: folder, root: "@shared/roadscene", split: test, optional: true}
@@ -360,17 +359,12 @@ def build_datasets(config: dict | None = None, out_dir: str = "data", task_runne
 
     ``config``: the ``data`` section (or the whole resolved params; ``None`` reads params.yaml).
     ``task_runner`` overrides ``data.task_runner`` (``threads``, ``dask``, ``ray``). Returns
-    ``{dataset: {split: {"stage1"/"fusion": count}}}``. When ``generate_prompts`` is true in the
-    config, the ``generate-prompts`` flow runs afterwards. Data sets that need a manual download
+    ``{dataset: {split: {"stage1"/"fusion": count}}}``. Data sets that need a manual download
     are reported in one message (what to fetch, where to put it) after the others are built.
     """
     cfg = resolve_config(config)
     runner = make_task_runner(task_runner or cfg.get("task_runner"), cfg.get("task_runner_options"))
     summary = _build_all.with_options(task_runner=runner)(cfg, str(out_dir))
-    if cfg.get("generate_prompts"):
-        from pipelines.flows.generate_prompts import generate_prompts
-
-        generate_prompts()
     return summary
 
 

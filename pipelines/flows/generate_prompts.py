@@ -1,8 +1,7 @@
 """Prefect flow ``generate-prompts``: paraphrase the seed task texts and write prompts/generated.json.
 
-Called in-process by the DVC ``prompts`` stage (``pipelines/stages/generate_prompts.py``) and by
-the ``build-datasets`` flow when ``data.generate_prompts`` is set, so both routes produce the same
-file (docs/paper-map.md#tasks-and-texts).
+Called in-process by the DVC ``prompts`` stage (``pipelines/stages/generate_prompts.py``);
+the texts and how they are kept: docs/paper-map.md#tasks-and-texts.
 """
 
 from __future__ import annotations
