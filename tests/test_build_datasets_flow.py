@@ -316,3 +316,19 @@ def test_served_deployment_builds_demo(tmp_path):
     manifest = json.loads((out / "shards/demo/train/manifest.json").read_text())
     assert manifest["fusion"]["count"] == 2 and manifest["stage1"]["count"] == 16
     assert len(list(iter_fusion_pairs(out / "shards/demo-degraded/oe+lc"))) == 1
+
+
+@pytest.mark.slow
+def test_dask_cluster_of_worker_processes_writes_the_same_bytes_as_threads(tmp_path):
+    """``data.task_runner: dask`` on a local cluster of two worker processes (prefect-dask, installed
+    by the project) writes byte-identical shards and manifests to the thread runner."""
+    pytest.importorskip("prefect_dask", reason="prefect-dask is part of requirements.txt: run make install")
+    source = trees.folder_tree(tmp_path / "src/pairs", n=7)
+    config = _portable_config(source)
+    build_datasets(config, out_dir=str(tmp_path / "threads"), task_runner="threads")
+    config = config | {"task_runner_options": {"cluster_kwargs": {"n_workers": 2, "threads_per_worker": 1,
+                                                                  "processes": True, "dashboard_address": None}}}
+    build_datasets(config, out_dir=str(tmp_path / "dask"), task_runner="dask")
+    threads, dask = _tree_files(tmp_path / "threads" / "shards"), _tree_files(tmp_path / "dask" / "shards")
+    assert sorted(threads) == sorted(dask) and any(name.endswith(".tar") for name in threads)
+    assert threads == dask
