@@ -45,8 +45,9 @@ def tiny_params(**overrides) -> dict:
     params["model"] = dict(TINY_MODEL)
     for section in ("stage1", "stage2"):
         params[section].update(batch_size=2, crop=32, log_every=2, eval_every=1000, checkpoint_every=5,
-                               warmup_steps=0, eval_samples_per_task=1, eval_pairs=2,
-                               lr=2e-4)  # the paper's rate: these tests check mechanics, not speed
+                               warmup_steps=0, lr=2e-4)  # the paper's rate: these tests check mechanics, not speed
+    params["stage1"]["eval_samples_per_task"] = 1
+    params["stage2"]["eval_pairs"] = 2
     params["stage1"]["steps"] = 6
     params["stage2"]["steps"] = 4
     for key, value in overrides.items():

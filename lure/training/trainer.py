@@ -37,6 +37,7 @@ from lure.config import model_config
 from lure.fileio import sha256_file
 from lure.models import LURE
 from lure.tasks import TASK_CLASS
+from lure.training.config import StageConfig, TrainingConfig
 from lure.training.distributed import DistContext, barrier, setup_distributed, teardown_distributed
 from lure.training.objectives import Stage1Objective, Stage2Objective
 from lure.training.text_bank import TextBank
@@ -117,12 +118,16 @@ def code_digest(package_root: str | Path | None = None) -> str:
 
 
 def fingerprint(params: dict[str, Any], stage: str, inputs: dict[str, str] | None = None) -> str:
-    """Hash of everything that defines a stage's run: its parameters and ``inputs`` (digests of the
-    code, data, task texts and, for stage 2, the stage-1 weights). A resume state with another hash
-    is ignored, so a rerun after any of them changed trains afresh instead of resuming."""
-    keys = ["seed", "model", "stage1", "text_encoder"] + (["stage2"] if stage == "stage2" else [])
-    blob = json.dumps({"params": {k: params.get(k) for k in keys}, "inputs": inputs or {}}, sort_keys=True,
-                      default=str)
+    """Hash of everything that defines a stage's run: its parameters (the stage sections with their
+    defaults filled in) and ``inputs`` (digests of the code, data, task texts and, for stage 2, the
+    stage-1 weights). A resume state with another hash is ignored, so a rerun after any of them
+    changed trains afresh instead of resuming."""
+    config = TrainingConfig.from_params(params)
+    keys = ["seed", "model", "text_encoder"]
+    chosen = {k: params.get(k) for k in keys} | {"stage1": config.stage1.to_dict()}
+    if stage == "stage2":
+        chosen["stage2"] = config.stage2.to_dict()
+    blob = json.dumps({"params": chosen, "inputs": inputs or {}}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -188,8 +193,9 @@ class Trainer:
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         self.stage, self.params, self.outputs, self.ctx = stage, params, outputs, ctx
-        self.cfg = params[stage]
-        self.single_stage = bool(params["stage1"].get("single_stage", False))
+        self.config = TrainingConfig.from_params(params)
+        self.cfg: StageConfig = getattr(self.config, stage)
+        self.single_stage = self.config.stage1.single_stage
         self.data_root, self.progress = data_root, progress
         self.device = ctx.device
         _seed_everything(int(params["seed"]) + ctx.rank)
@@ -205,13 +211,11 @@ class Trainer:
         self.model = self._build_model().to(self.device)
         self.objectives = self._build_objectives()
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.steps = 0 if (stage == "stage2" and self.single_stage) else int(self.cfg["steps"])
-        self.optimizer = torch.optim.AdamW(trainable, lr=float(self.cfg["lr"]),
-                                           betas=tuple(self.cfg.get("betas", (0.9, 0.99))),
-                                           weight_decay=float(self.cfg.get("weight_decay", 0.0)))
+        cfg = self.cfg
+        self.steps = 0 if (stage == "stage2" and self.single_stage) else cfg.steps
+        self.optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, cosine_with_warmup(
-            max(1, self.steps), int(self.cfg.get("warmup_steps", 0)), float(self.cfg["lr"]),
-            float(self.cfg.get("lr_min", 1e-6))))
+            max(1, self.steps), cfg.warmup_steps, cfg.lr, cfg.lr_min))
         self.step = 0
         self.text_generator = torch.Generator().manual_seed(int(params["seed"]) * 1000 + ctx.rank)
         self.resumed = self._maybe_resume()
@@ -220,9 +224,9 @@ class Trainer:
     # -- construction --------------------------------------------------------------------
     def _input_digests(self, *texts: dict[str, list[str]]) -> dict[str, str]:
         """Digests of what besides ``params`` decides the run (see :func:`fingerprint`)."""
-        sets = list(self.cfg["train_sets"]) + list(self.cfg["eval_sets"])
+        sets = [*self.cfg.train_sets, *self.cfg.eval_sets]
         if self.stage == "stage1" and self.single_stage:
-            sets += list(self.params["stage2"]["train_sets"]) + list(self.params["stage2"]["eval_sets"])
+            sets += [*self.config.stage2.train_sets, *self.config.stage2.eval_sets]
         inputs = {"code": code_digest(), "data": _sets_digest(sets, self.data_root),
                   "texts": hashlib.sha256(json.dumps(texts, sort_keys=True).encode()).hexdigest()}
         if self.stage == "stage2" and self.outputs.stage1_model_path.is_file():
@@ -240,25 +244,18 @@ class Trainer:
         return model
 
     def _build_objectives(self) -> dict[str, torch.nn.Module]:
-        s1, s2 = self.params["stage1"], self.params["stage2"]
+        s1, s2 = self.config.stage1, self.config.stage2
         objectives: dict[str, torch.nn.Module] = {}
         if self.stage == "stage1":
-            objectives["restoration"] = Stage1Objective(
-                self.model, float(s1["task_gradient_weight"]), float(s1["unified_weight"]),
-                float(s1["recon_weight"]), float(s1["text_weight"]), s1.get("unified_measure", "cosine"))
+            objectives["restoration"] = Stage1Objective(self.model, s1.loss_weights)
         if self.stage == "stage2" or self.single_stage:
             vgg = None
-            perceptual = s2.get("perceptual", "vgg")
-            if float(s2.get("perceptual_weight", 0)) > 0 and perceptual == "vgg":
+            if s2.perceptual_weight > 0 and s2.perceptual == "vgg":
                 from lure.training.perceptual import load_vgg16_features
 
-                vgg = load_vgg16_features(s2.get("vgg16_weights")).to(self.device)
+                vgg = load_vgg16_features(s2.vgg16_weights).to(self.device)
             if self.stage == "stage1" or not self.single_stage:
-                temperature = s2.get("perceptual_temperature")
-                objectives["fusion"] = Stage2Objective(
-                    self.model, float(s2["gradient_weight"]), float(s2.get("perceptual_weight", 0)), vgg,
-                    perceptual=perceptual, intensity_weight=float(s2.get("intensity_weight", 0.0)),
-                    temperature=None if temperature is None else float(temperature))
+                objectives["fusion"] = Stage2Objective(self.model, s2.loss_weights, vgg)
         return objectives
 
     def _maybe_resume(self) -> bool:
@@ -285,17 +282,16 @@ class Trainer:
         seed = int(self.params["seed"]) + 1_000_003 * self.ctx.rank + self.step
         streams: dict[str, Iterator[dict]] = {}
         if "restoration" in self.objectives:
-            c = self.params["stage1"]
-            urls = _resolve_urls(c["train_sets"], self.data_root)
+            c1 = self.config.stage1
+            urls = _resolve_urls(list(c1.train_sets), self.data_root)
             streams["restoration"] = _infinite(lambda s: stage1_loader(
-                urls, crop=int(c["crop"]), batch_size=int(c["batch_size"]), workers=int(c.get("workers", 0)),
-                task_weights=c.get("task_weights"), seed=s), seed)
-        if "fusion" in self.objectives:
-            c = self.params["stage2"]
-            urls = _resolve_urls(c["train_sets"], self.data_root)
-            streams["fusion"] = _infinite(lambda s: fusion_loader(
-                urls, crop=int(c["crop"]), batch_size=int(c["batch_size"]), workers=int(c.get("workers", 0)),
+                urls, crop=c1.crop, batch_size=c1.batch_size, workers=c1.workers, task_weights=c1.task_weights,
                 seed=s), seed)
+        if "fusion" in self.objectives:
+            c2 = self.config.stage2
+            urls = _resolve_urls(list(c2.train_sets), self.data_root)
+            streams["fusion"] = _infinite(lambda s: fusion_loader(
+                urls, crop=c2.crop, batch_size=c2.batch_size, workers=c2.workers, seed=s), seed)
         return streams
 
     def _restoration_inputs(self, batch: dict) -> tuple:
@@ -317,21 +313,20 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         from lure.data.loaders import iter_fusion_pairs, iter_stage1_samples
 
-        cfg = self.cfg
+        s1, s2 = self.config.stage1, self.config.stage2
         metrics: dict[str, float] = {}
         if self.stage == "stage1":
-            per_task = int(cfg.get("eval_samples_per_task", 4))
+            per_task = s1.eval_samples_per_task
             counts: dict[str, int] = {}
             samples = []
-            for sample in iter_stage1_samples(_resolve_urls(cfg["eval_sets"], self.data_root)):
+            for sample in iter_stage1_samples(_resolve_urls(list(s1.eval_sets), self.data_root)):
                 if counts.get(sample["task"], 0) < per_task:
                     counts[sample["task"]] = counts.get(sample["task"], 0) + 1
                     samples.append(sample)
             metrics.update(stage1_validation(self.model, samples, self.eval_bank, self.device))
         if self.stage == "stage2" or self.single_stage:
-            c2 = self.params["stage2"]
-            pairs = list(itertools.islice(iter_fusion_pairs(_resolve_urls(c2["eval_sets"], self.data_root)),
-                                          int(c2.get("eval_pairs", 8))))
+            pairs = list(itertools.islice(iter_fusion_pairs(_resolve_urls(list(s2.eval_sets), self.data_root)),
+                                          s2.eval_pairs))
             metrics.update(stage2_validation(self.model, pairs, self.eval_bank, self.device))
         self.model.train()
         return metrics
@@ -358,10 +353,9 @@ class Trainer:
             self._log(live, first, prefix="val/", first=True)
         self.model.train()
         streams = self._streams() if self.step < self.steps else {}
-        log_every, eval_every = int(cfg.get("log_every", 10)), int(cfg.get("eval_every", 100))
-        ckpt_every = int(cfg.get("checkpoint_every", 100))
+        log_every, eval_every, ckpt_every = cfg.log_every, cfg.eval_every, cfg.checkpoint_every
         running: dict[str, list[float]] = {}
-        amp = self.device.type == "cuda" and bool(cfg.get("bf16", True))
+        amp = self.device.type == "cuda" and cfg.bf16
         bar = tqdm(total=self.steps, initial=self.step, desc=self.stage, disable=not (main and self.progress),
                    dynamic_ncols=True)
         with StopSignal() as stop:
@@ -385,9 +379,9 @@ class Trainer:
                         f"{', '.join(keys)}; last good checkpoint: {last}")
                 self.optimizer.zero_grad(set_to_none=True)
                 total.backward()
-                if cfg.get("grad_clip"):
+                if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
-                                                   float(cfg["grad_clip"]))
+                                                   cfg.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
