@@ -122,14 +122,20 @@ def test_stopped_and_resumed_runs_equal_the_uninterrupted_run(shards, tmp_path, 
     assert _logged(tmp_path / "b", "stage2") == _logged(tmp_path / "a", "stage2")
 
 
-def test_validation_leaves_every_rng_as_it_found_it(shards, tmp_path):
+def test_validation_leaves_every_rng_as_it_found_it(shards, tmp_path, capsys):
+    """(And a resume state of the previous format is named and ignored.)"""
     import random
 
     import numpy as np
 
+    from lure.checkpoint import atomic_torch_save
+
     params = tiny_params(**{"stage1.steps": 0})
-    trainer = trainer_module.Trainer("stage1", params, StageOutputs.default("stage1", tmp_path),
-                                     trainer_module.setup_distributed("cpu"), shards, progress=False)
+    outputs = StageOutputs.default("stage1", tmp_path)
+    atomic_torch_save({"format": "lure-resume-1", "step": 3}, outputs.resume_path)
+    trainer = trainer_module.Trainer("stage1", params, outputs, trainer_module.setup_distributed("cpu"), shards,
+                                     progress=False)
+    assert not trainer.resumed and "written by an older version (lure-resume-1)" in capsys.readouterr().out
     before = copy.deepcopy(trainer_module.capture_rng(trainer.text_generator))
     torch.rand(3), np.random.rand(2), random.random(), torch.rand(2, generator=trainer.text_generator)
     after_draws = [torch.rand(3), np.random.rand(2), random.random(), torch.rand(2, generator=trainer.text_generator)]
