@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from lure.config import load_params, model_config
 from lure.evaluation.io import atomic_write_json
 from lure.models.lure_model import LURE
 from lure.runtime import retain_freed_memory
+from lure.training.config import TrainingConfig
 from lure.training.objectives import Stage1Objective, Stage2Objective
 
 OUT = Path(__file__).resolve().parent / "results" / "training.json"
@@ -32,15 +34,14 @@ def throughput(profile: str, stage: str, batch: int, crop: int, steps: int) -> d
     torch.manual_seed(0)
     model = LURE(model_config(params))
     model.set_stage(stage)
-    s1, s2 = params["stage1"], params["stage2"]
+    config = TrainingConfig.from_params(params)
     if stage == "stage1":
-        objective = Stage1Objective(model, s1["task_gradient_weight"], s1["unified_weight"], s1["recon_weight"],
-                                    s1["text_weight"])
+        objective = Stage1Objective(model, config.stage1.loss_weights)
         dim = model.config.text_backbone_dim
         inputs = (torch.rand(batch, 3, crop, crop), torch.rand(batch, 3, crop, crop), torch.randint(0, 2, (batch,)),
                   torch.randn(batch, dim), torch.randn(batch, dim), torch.randint(0, 7, (batch,)))
     else:
-        objective = Stage2Objective(model, s2["gradient_weight"], 0.0)
+        objective = Stage2Objective(model, replace(config.stage2.loss_weights, perceptual_weight=0.0))
         dim = model.config.text_backbone_dim
         inputs = (torch.rand(batch, 3, crop, crop), torch.rand(batch, 3, crop, crop), torch.randn(batch, dim),
                   torch.randn(batch, dim))

@@ -13,7 +13,8 @@ from lure.models.config import LUREConfig
 from lure.models.lure_model import LURE
 
 FORMAT = "lure-checkpoint-1"
-RESUME_FORMAT = "lure-resume-1"  # training state written by lure.training.trainer
+RESUME_FORMAT = "lure-resume-2"  # training state written by lure.training.trainer
+OLD_RESUME_FORMATS = ("lure-resume-1",)  # readable, so that a trainer can name and ignore them
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
@@ -39,7 +40,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # unpickling errors come in many types
         raise ValueError(f"{path} is not a readable LURE checkpoint ({type(error).__name__}: {error})") from error
-    if not isinstance(payload, dict) or payload.get("format") not in (FORMAT, RESUME_FORMAT):
+    if not isinstance(payload, dict) or payload.get("format") not in (FORMAT, RESUME_FORMAT, *OLD_RESUME_FORMATS):
         raise ValueError(f"{path} is not a LURE checkpoint (expected format {FORMAT!r})")
     return payload
 

@@ -90,12 +90,13 @@ def test_stage1_objective_single_pass_equals_the_two_separate_passes():
     loss of docs/paper-map.md#training written out with separate passes (no layer may mix samples)."""
     from lure.models.lure_model import to_network_channels
     from lure.text.vocabulary import TASK_CLASS
+    from lure.training.config import Stage1LossWeights
     from lure.training.objectives import Stage1Objective
     from tests.model_helpers import seeded_demo_model
 
     model = seeded_demo_model(3)
-    objective = Stage1Objective(model, task_gradient_weight=2.0, unified_weight=0.25, recon_weight=1.0,
-                                text_weight=0.05)
+    objective = Stage1Objective(model, Stage1LossWeights(task_gradient_weight=2.0, unified_weight=0.25,
+                                                         recon_weight=1.0, text_weight=0.05, unified_measure="cosine"))
     g = torch.Generator().manual_seed(0)
     lq, hq = torch.rand(3, 3, 32, 32, generator=g), torch.rand(3, 3, 32, 32, generator=g)
     modality = torch.tensor([0, 1, 1])
@@ -181,17 +182,22 @@ def test_latent_similarity_term_prefers_the_informative_source():
 
 
 def test_stage2_objective_selects_its_term():
+    from lure.training.config import Stage2LossWeights
     from lure.training.objectives import Stage2Objective
     from tests.model_helpers import seeded_demo_model
+
+    def weights(perceptual_weight: float, perceptual: str = "vgg", intensity_weight: float = 0.0) -> Stage2LossWeights:
+        return Stage2LossWeights(gradient_weight=2.0, perceptual_weight=perceptual_weight,
+                                 intensity_weight=intensity_weight, perceptual=perceptual, perceptual_temperature=None)
 
     model = seeded_demo_model(5)
     model.set_stage("stage2")
     g = torch.Generator().manual_seed(4)
     vi, ir = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
     t_vi, t_ir = torch.randn(2, 384, generator=g), torch.randn(2, 384, generator=g)
-    base = Stage2Objective(model, 2.0, 0.0)(vi, ir, t_vi, t_ir)
+    base = Stage2Objective(model, weights(0.0))(vi, ir, t_vi, t_ir)
     for term in ("structure", "latent"):
-        total, parts = Stage2Objective(model, 2.0, 0.5, perceptual=term, intensity_weight=1.0)(vi, ir, t_vi, t_ir)
+        total, parts = Stage2Objective(model, weights(0.5, term, 1.0))(vi, ir, t_vi, t_ir)
         assert set(parts) == {"color", "grad", "intensity", "perceptual"}
         expected = base[0] + parts["intensity"] + 0.5 * parts["perceptual"]
         torch.testing.assert_close(total.detach(), expected.detach(), rtol=1e-4, atol=1e-6)
@@ -199,6 +205,6 @@ def test_stage2_objective_selects_its_term():
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.fusion.parameters())
         model.zero_grad()
     with pytest.raises(ValueError, match="stage2.perceptual"):
-        Stage2Objective(model, 2.0, 0.5, perceptual="clip")
+        Stage2Objective(model, weights(0.5, "clip"))
     with pytest.raises(ValueError, match="VGG16"):
-        Stage2Objective(model, 2.0, 0.5, perceptual="vgg")
+        Stage2Objective(model, weights(0.5, "vgg"))

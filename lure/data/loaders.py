@@ -15,12 +15,17 @@ crop and flips on the two images of a pair:
   (``epoch_length`` batches per ``iter()``, endless when ``None``);
 * :func:`fusion_loader` — ``{"ir", "vi", "key"}``; one shuffled pass over the shards per ``iter()``.
 
+A training stream's batches are a function of its seed and the epoch only (not of the number of
+worker processes); :meth:`ShardLoader.iterate` starts any epoch at any batch, so a resumed
+training run reads exactly the batches the uninterrupted run would have read.
+
 Evaluation iterators read full-size uint8 images in shard order, single process:
 :func:`iter_fusion_pairs`, :func:`iter_stage1_samples`, :func:`iter_degraded_pairs`.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -31,6 +36,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
@@ -128,15 +134,57 @@ def _worker() -> tuple[int, int]:
     return (info.id, info.num_workers) if info is not None else (0, 1)
 
 
-class _Stage1Stream(IterableDataset):
-    """Endless, task-mixed stream of augmented stage-1 samples (one per worker process)."""
+def _sample_seed(seed: int, epoch: int, position: int) -> int:
+    """Seed of the crop and flips of the sample at ``position`` of an epoch."""
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
+
+
+class _PositionedStream(IterableDataset):
+    """A training stream whose samples are a function of ``(seed, epoch)`` alone, whatever the
+    workers and wherever an iteration starts.
+
+    Subclasses yield undecoded samples in the epoch's order from :meth:`_order` (all randomness
+    drawn from the generator it receives) and decode one with :meth:`_decode`. Sample ``p`` belongs
+    to batch ``p // batch_size``; with ``n`` workers, worker ``w`` decodes the batches
+    ``start_batch + w``, ``start_batch + w + n``, ... and skips every other sample undecoded (each
+    worker reads the whole order), so the ``DataLoader``, which collects batches from the workers in
+    turn, returns the epoch's batches in order from ``start_batch``. The crop and flips of sample
+    ``p`` are seeded by ``(seed, epoch, p)``.
+    """
+
+    second = "second"
+
+    def __init__(self, urls: list[str], crop: int, seed: int) -> None:
+        self.urls, self.crop, self.seed = urls, crop, seed
+        self.epoch, self.start_batch, self.batch_size = 0, 0, 1
+
+    def _order(self, rng: np.random.Generator) -> Iterator[dict]:
+        raise NotImplementedError
+
+    def _decode(self, s: dict, transform) -> dict:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[dict]:
+        wid, nw = _worker()
+        transform = paired_crop_flip(self.crop, seed=0, second=self.second)
+        first = self.start_batch * self.batch_size
+        for position, s in enumerate(self._order(np.random.default_rng([self.seed, self.epoch]))):
+            if position < first or (position // self.batch_size - self.start_batch) % nw != wid:
+                continue
+            transform.set_random_seed(_sample_seed(self.seed, self.epoch, position))
+            yield self._decode(s, transform)
+
+
+class _Stage1Stream(_PositionedStream):
+    """Endless, task-mixed stream of augmented stage-1 samples."""
+
+    second = "hq"
 
     def __init__(self, urls: list[str], crop: int, task_weights: dict[str, float] | None, seed: int,
                  buffer_per_task: int = 32, max_scan: int = 4096) -> None:
-        self.urls, self.crop, self.seed = urls, crop, seed
+        super().__init__(urls, crop, seed)
         self.task_weights = dict(task_weights) if task_weights else None
         self.buffer_per_task, self.max_scan = buffer_per_task, max_scan
-        self.epoch = 0
 
     def _raw_stream(self, rng: np.random.Generator) -> Iterator[dict]:
         while True:  # resample shards with replacement, forever
@@ -150,13 +198,11 @@ class _Stage1Stream(IterableDataset):
                 if not yielded and len(self.urls) == 1:
                     raise ValueError(f"no stage-1 samples (lq.png) in {self.urls[0]}")
 
-    def __iter__(self) -> Iterator[dict]:
-        wid, _ = _worker()
-        rng = np.random.default_rng([self.seed, self.epoch, wid])
-        transform = paired_crop_flip(self.crop, seed=int(rng.integers(2**31)), second="hq")
+    def _order(self, rng: np.random.Generator) -> Iterator[dict]:
         stream = self._raw_stream(rng)
         buffers: dict[str, list[dict]] = {}
-        weights = dict(self.task_weights) if self.task_weights else None
+        # sorted: the draws must not depend on the order the parameter file lists the tasks in
+        weights = dict(sorted(self.task_weights.items())) if self.task_weights else None
 
         def pull() -> None:
             s = next(stream)
@@ -192,11 +238,9 @@ class _Stage1Stream(IterableDataset):
                     continue
                 pull()  # keep the buffers moving
             buf = buffers[task]
-            s = buf.pop(int(rng.integers(len(buf))))
-            yield self._decode(s, transform)
+            yield buf.pop(int(rng.integers(len(buf))))
 
-    @staticmethod
-    def _decode(s: dict, transform) -> dict:
+    def _decode(self, s: dict, transform) -> dict:
         meta = json.loads(s["json"])
         lq, hq = decode_image(s["lq.png"]), decode_image(s["hq.png"])
         if int(meta["modality"]) == INFRARED:
@@ -208,32 +252,28 @@ class _Stage1Stream(IterableDataset):
                 "task": meta["task"], "key": s["__key__"]}
 
 
-class _FusionPass(IterableDataset):
-    """One shuffled pass over fusion shards, split across workers, with paired crops and flips."""
+class _FusionPass(_PositionedStream):
+    """One shuffled pass over fusion shards (shard order and a shuffle buffer) with paired crops and flips."""
+
+    second = "ir"
 
     def __init__(self, urls: list[str], crop: int, seed: int, shuffle_buffer: int = 64) -> None:
-        self.urls, self.crop, self.seed, self.shuffle_buffer = urls, crop, seed, shuffle_buffer
-        self.epoch = 0
+        super().__init__(urls, crop, seed)
+        self.shuffle_buffer = shuffle_buffer
 
-    def __iter__(self) -> Iterator[dict]:
-        wid, nw = _worker()
-        rng = np.random.default_rng([self.seed, self.epoch])
+    def _order(self, rng: np.random.Generator) -> Iterator[dict]:
         order = [self.urls[i] for i in rng.permutation(len(self.urls))]
-        mine = order[wid::nw]
-        rng = np.random.default_rng([self.seed, self.epoch, wid])
-        transform = paired_crop_flip(self.crop, seed=int(rng.integers(2**31)), second="ir")
         buf: list[dict] = []
-        for s in _raw_samples(mine):
+        for s in _raw_samples(order):
             if "ir.png" not in s:
                 continue
             buf.append(s)
             if len(buf) >= self.shuffle_buffer:
-                yield self._decode(buf.pop(int(rng.integers(len(buf)))), transform)
+                yield buf.pop(int(rng.integers(len(buf))))
         while buf:
-            yield self._decode(buf.pop(int(rng.integers(len(buf)))), transform)
+            yield buf.pop(int(rng.integers(len(buf))))
 
-    @staticmethod
-    def _decode(s: dict, transform) -> dict:
+    def _decode(self, s: dict, transform) -> dict:
         ir, vi = to_grey(decode_image(s["ir.png"])), to_rgb(decode_image(s["vi.png"]))
         vi, ir = apply_pair(transform, vi, ir, "ir")
         return {"ir": chw_tensor(ir), "vi": chw_tensor(vi), "key": s["__key__"]}
@@ -254,10 +294,16 @@ def drop_inherited_thread_exit_hooks(worker_id: int) -> None:
 
 
 class ShardLoader:
-    """Iterable over batches from a shard stream; a fresh ``DataLoader`` per ``iter()`` (epoch)."""
+    """Iterable over batches of a training stream; each ``iter()`` is the next epoch (from 1).
 
-    def __init__(self, dataset: IterableDataset, batch_size: int, workers: int, epoch_length: int | None) -> None:
+    :meth:`iterate` reads any epoch from any batch: the batches are a function of the stream's
+    seed and the epoch alone (not of ``workers``, nor of where an iteration starts), which is what
+    lets a training run resume exactly.
+    """
+
+    def __init__(self, dataset: _PositionedStream, batch_size: int, workers: int, epoch_length: int | None) -> None:
         self.dataset, self.batch_size, self.workers, self.epoch_length = dataset, batch_size, workers, epoch_length
+        self._epoch = 0
 
     def __len__(self) -> int:
         if self.epoch_length is None:
@@ -265,14 +311,28 @@ class ShardLoader:
         return self.epoch_length
 
     def __iter__(self) -> Iterator[dict]:
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.workers,
-                            persistent_workers=False, pin_memory=False,
+        self._epoch += 1
+        return self.iterate(self._epoch)
+
+    def iterate(self, epoch: int, start_batch: int = 0) -> Iterator[dict]:
+        """The batches of ``epoch`` from batch ``start_batch`` on (``epoch_length`` counts from the
+        epoch's first batch)."""
+        if epoch < 0 or start_batch < 0:
+            raise ValueError(f"epoch and start_batch must be >= 0, got {epoch} and {start_batch}")
+        dataset = copy.copy(self.dataset)  # the DataLoader's workers receive this state
+        dataset.epoch, dataset.start_batch, dataset.batch_size = epoch, start_batch, self.batch_size
+        # a generator of its own, so creating the loader draws nothing from the global torch RNG
+        generator = torch.Generator().manual_seed(_sample_seed(self.dataset.seed, epoch, 2**32 - 1))
+        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.workers,
+                            persistent_workers=False, pin_memory=False, generator=generator,
                             worker_init_fn=drop_inherited_thread_exit_hooks if self.workers else None)
-        self.dataset.epoch += 1
+        remaining = None if self.epoch_length is None else self.epoch_length - start_batch
+        if remaining is not None and remaining <= 0:
+            return
         for i, batch in enumerate(loader):
-            if self.epoch_length is not None and i >= self.epoch_length:
-                break
             yield batch
+            if remaining is not None and i + 1 >= remaining:
+                break
 
 
 def _check_common(urls: list[str], crop: int, batch_size: int, workers: int) -> None:
@@ -287,9 +347,10 @@ def stage1_loader(urls: list[str] | str, crop: int, batch_size: int, workers: in
     """Batches of stage-1 triplets ``{"lq", "hq": (B,3,crop,crop) float32 [0,1], "modality": LongTensor (B,),
     "task": list[str], "key": list[str]}``.
 
-    Shards are resampled endlessly (each worker draws its own shard order from ``seed``); tasks
-    are drawn with probabilities proportional to ``task_weights`` (``{task_id: weight}``, ``None``
-    = the data's own frequencies). ``epoch_length`` batches per ``iter()``; ``None`` = endless.
+    Shards are resampled endlessly (the order drawn from ``seed`` and the epoch); tasks are drawn
+    with probabilities proportional to ``task_weights`` (``{task_id: weight}``, ``None`` = the
+    data's own frequencies). ``epoch_length`` batches per ``iter()``; ``None`` = endless. The
+    batches do not depend on ``workers`` (see :class:`ShardLoader`).
     """
     urls = _as_url_list(urls, "stage1")
     _check_common(urls, crop, batch_size, workers)
@@ -299,12 +360,9 @@ def stage1_loader(urls: list[str] | str, crop: int, batch_size: int, workers: in
 def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, seed: int) -> Iterable[dict]:
     """Batches of fusion pairs ``{"ir", "vi": (B,3,crop,crop) float32 [0,1], "key": list[str]}``; each
     ``iter()`` is one pass over the data (shard order and a 64-sample buffer shuffled per epoch).
-    With more ``workers`` than shards the extra workers are not started. Batches are formed per
-    worker, so the last batch of each worker may be smaller than ``batch_size``."""
+    Every batch holds ``batch_size`` pairs but the epoch's last; the batches do not depend on ``workers``."""
     urls = _as_url_list(urls, "fusion")
     _check_common(urls, crop, batch_size, workers)
-    if workers > len(urls):
-        workers = len(urls)
     return ShardLoader(_FusionPass(urls, crop, seed), batch_size, workers, None)
 
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from lure.models.lure_model import LURE, to_network_channels
 from lure.text.vocabulary import TASK_CLASS
+from lure.training.config import Stage1LossWeights, Stage2LossWeights
 from lure.training.losses import color_loss, gradient_loss, task_loss, unified_loss
 from lure.training.perceptual import VGG16Features, perceptual_loss
 from lure.training.source_similarity import (
@@ -22,20 +23,16 @@ from lure.training.source_similarity import (
 
 
 class Stage1Objective(nn.Module):
-    """``L1 = L_task + a1 L_unified + a2 L_recon + a3 L_text`` (docs/paper-map.md#training).
+    """``L1 = L_task + a1 L_unified + a2 L_recon + a3 L_text`` with the weights of ``weights``
+    (docs/paper-map.md#training).
 
     ``Z = E(x, c_t, m)``, ``Z_pd = E(y, c_pd, m)``, ``y_hat = D(Z)``, ``y_hat_pd = D(Z_pd)``.
     """
 
-    def __init__(self, model: LURE, task_gradient_weight: float, unified_weight: float,
-                 recon_weight: float, text_weight: float, unified_measure: str = "cosine") -> None:
+    def __init__(self, model: LURE, weights: Stage1LossWeights) -> None:
         super().__init__()
         self.model = model
-        self.task_gradient_weight = task_gradient_weight
-        self.unified_weight = unified_weight
-        self.recon_weight = recon_weight
-        self.text_weight = text_weight
-        self.unified_measure = unified_measure
+        self.weights = weights
 
     def forward(self, lq: torch.Tensor, hq: torch.Tensor, modality: torch.Tensor, text_task: torch.Tensor,
                 text_pd: torch.Tensor, task_class: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -48,13 +45,14 @@ class Stage1Objective(nn.Module):
         latents = model.encode(images, c_both, torch.cat([modality, modality]))
         restored = model.decode(latents)  # (2B, 3, H, W): y_hat, then y_hat_pd
         z, z_pd = [lat[:n] for lat in latents], [lat[n:] for lat in latents]
-        l_task = task_loss(restored[:n], hq, self.task_gradient_weight)
+        w = self.weights
+        l_task = task_loss(restored[:n], hq, w.task_gradient_weight)
         l_recon = F.l1_loss(restored[n:], hq)
-        l_unified = unified_loss(z, z_pd, self.unified_measure)
+        l_unified = unified_loss(z, z_pd, w.unified_measure)
         logits = model.classify_text(c_both)  # c_t rows, then c_pd rows
         pd_class = torch.full_like(task_class, TASK_CLASS["pd"])
         l_text = F.cross_entropy(logits, torch.cat([task_class, pd_class]))
-        total = l_task + self.unified_weight * l_unified + self.recon_weight * l_recon + self.text_weight * l_text
+        total = l_task + w.unified_weight * l_unified + w.recon_weight * l_recon + w.text_weight * l_text
         parts = {"task": l_task, "unified": l_unified, "recon": l_recon, "text": l_text}
         return total, {k: v.detach() for k, v in parts.items()}
 
@@ -62,25 +60,26 @@ class Stage1Objective(nn.Module):
 class Stage2Objective(nn.Module):
     """``L2 = L_color + a1' L_grad + a2' L_per (+ a_int L_int)``; both inputs encoded with ``c_pd``.
 
-    ``perceptual`` selects the U2Fusion-role term ``L_per``: ``vgg`` (needs ``vgg``), ``latent``
-    (the frozen encoder's latents), ``structure`` (image structure) or ``none``
-    (:mod:`lure.training.source_similarity`). ``intensity_weight`` adds the max-intensity term.
+    ``weights.perceptual`` selects the U2Fusion-role term ``L_per``: ``vgg`` (needs ``vgg``),
+    ``latent`` (the frozen encoder's latents), ``structure`` (image structure) or ``none``
+    (:mod:`lure.training.source_similarity`); a positive ``intensity_weight`` adds the
+    max-intensity term.
     """
 
-    def __init__(self, model: LURE, gradient_weight: float, perceptual_weight: float,
-                 vgg: VGG16Features | None = None, perceptual: str = "vgg", intensity_weight: float = 0.0,
-                 temperature: float | None = None) -> None:
+    def __init__(self, model: LURE, weights: Stage2LossWeights, vgg: VGG16Features | None = None) -> None:
         super().__init__()
+        perceptual = weights.perceptual
         if perceptual not in PERCEPTUAL_TERMS:
             raise ValueError(f"stage2.perceptual must be one of {PERCEPTUAL_TERMS}, got {perceptual!r}")
-        if perceptual == "vgg" and perceptual_weight > 0 and vgg is None:
+        if perceptual == "vgg" and weights.perceptual_weight > 0 and vgg is None:
             raise ValueError("perceptual_weight > 0 needs VGG16 features (stage2.vgg16_weights)")
         self.model = model
-        self.gradient_weight = gradient_weight
-        self.perceptual = perceptual if perceptual_weight > 0 else "none"
-        self.perceptual_weight = perceptual_weight
-        self.intensity_weight = intensity_weight
-        self.temperature = temperature
+        self.weights = weights
+        self.gradient_weight = weights.gradient_weight
+        self.perceptual = perceptual if weights.perceptual_weight > 0 else "none"
+        self.perceptual_weight = weights.perceptual_weight
+        self.intensity_weight = weights.intensity_weight
+        self.temperature = weights.perceptual_temperature
         self.vgg = vgg
 
     def forward(self, visible: torch.Tensor, infrared: torch.Tensor, text_vi: torch.Tensor,

@@ -8,10 +8,15 @@ One entry point, :func:`train`, runs either stage from the resolved ``params.yam
 * ``stage2``: clean fusion pairs encoded with the pseudo-degradation texts; only the fusion
   module trains, starting from the stage-1 weights.
 
-Checkpoints (model, optimiser, scheduler, step, RNG states, a fingerprint of the parameters)
-are written atomically every ``checkpoint_every`` steps, at the end, and when SIGTERM/SIGINT
-arrives; a rerun with the same parameters resumes from the last one. DVCLive logs losses,
-learning rate and validation figures under ``dvclive/<stage>``.
+Resume states are written atomically every ``checkpoint_every`` steps, at the end, and when
+SIGTERM/SIGINT arrives; a rerun with the same parameters resumes from the last one, exactly: the
+state holds everything that decides the rest of the run (model, optimiser, scheduler, step, the
+epoch and batch position of every data stream, every RNG of every rank: torch, CUDA, NumPy,
+Python and the text-sampling generator, and the loss values awaiting the next log line), the
+loaders' batches are a function of (seed, epoch, position) only, and validation leaves the RNGs
+as it found them. A run stopped at any step and resumed ends with the weights and metrics of the
+uninterrupted run (on the same device and thread count). There is no gradient scaler: autocast
+uses bfloat16. DVCLive logs losses, learning rate and validation figures under ``dvclive/<stage>``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import math
 import random
 import signal
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,7 @@ from lure.fileio import sha256_file
 from lure.models.lure_model import LURE
 from lure.text.bank import TextBank
 from lure.text.vocabulary import TASK_CLASS
+from lure.training.config import StageConfig, TrainingConfig
 from lure.training.distributed import DistContext, barrier, setup_distributed, teardown_distributed
 from lure.training.objectives import Stage1Objective, Stage2Objective
 from lure.training.validation import stage1_validation, stage2_validation
@@ -113,12 +120,16 @@ def code_digest(root: str | Path | None = None) -> str:
 
 
 def fingerprint(params: dict[str, Any], stage: str, inputs: dict[str, str] | None = None) -> str:
-    """Hash of everything that defines a stage's run: its parameters and ``inputs`` (digests of the
-    code, data, task texts and, for stage 2, the stage-1 weights). A resume state with another hash
-    is ignored, so a rerun after any of them changed trains afresh instead of resuming."""
-    keys = ["seed", "model", "stage1", "text_encoder"] + (["stage2"] if stage == "stage2" else [])
-    blob = json.dumps({"params": {k: params.get(k) for k in keys}, "inputs": inputs or {}}, sort_keys=True,
-                      default=str)
+    """Hash of everything that defines a stage's run: its parameters (the stage sections with their
+    defaults filled in) and ``inputs`` (digests of the code, data, task texts and, for stage 2, the
+    stage-1 weights). A resume state with another hash is ignored, so a rerun after any of them
+    changed trains afresh instead of resuming."""
+    config = TrainingConfig.from_params(params)
+    keys = ["seed", "model", "text_encoder"]
+    chosen = {k: params.get(k) for k in keys} | {"stage1": config.stage1.to_dict()}
+    if stage == "stage2":
+        chosen["stage2"] = config.stage2.to_dict()
+    blob = json.dumps({"params": chosen, "inputs": inputs or {}}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -165,9 +176,59 @@ def _resolve_urls(sets: list[str], data_root: Path) -> list[str]:
     return urls
 
 
-def _infinite(make_loader, seed: int) -> Iterator[dict]:
-    for epoch in itertools.count():
-        yield from make_loader(seed + 7919 * epoch)
+class DataStream:
+    """The endless batch stream of one loader: its epochs in order, each read from the loader's
+    :meth:`~lure.data.loaders.ShardLoader.iterate`; ``position`` (epoch, batches consumed in it)
+    restarts it exactly where it stood."""
+
+    def __init__(self, loader: Any, epoch: int = 0, batch: int = 0) -> None:
+        self.loader, self.epoch, self.batch = loader, epoch, batch
+        self._batches: Iterator[dict] | None = None
+
+    def __iter__(self) -> DataStream:
+        return self
+
+    def __next__(self) -> dict:
+        while True:
+            if self._batches is None:
+                self._batches = iter(self.loader.iterate(self.epoch, self.batch))
+            try:
+                item = next(self._batches)
+            except StopIteration:
+                if self.batch == 0:
+                    raise ValueError(f"training data stream: epoch {self.epoch} has no batches") from None
+                self._batches, self.epoch, self.batch = None, self.epoch + 1, 0
+                continue
+            self.batch += 1
+            return item
+
+    @property
+    def position(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batch": self.batch}
+
+
+def capture_rng(text_generator: torch.Generator) -> dict[str, Any]:
+    """Every RNG state a training process draws from (``torch.load(weights_only=True)`` safe)."""
+    np_kind, np_key, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": {"kind": np_kind, "key": torch.from_numpy(np_key.astype(np.int64)), "pos": int(np_pos),
+                      "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
+            "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+            "text": text_generator.get_state()}
+
+
+def restore_rng(state: dict[str, Any], text_generator: torch.Generator) -> None:
+    """Set every RNG to a :func:`capture_rng` state."""
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+    text_generator.set_state(state["text"])
 
 
 def _task_texts(split: str) -> dict[str, list[str]]:
@@ -184,8 +245,9 @@ class Trainer:
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         self.stage, self.params, self.outputs, self.ctx = stage, params, outputs, ctx
-        self.cfg = params[stage]
-        self.single_stage = bool(params["stage1"].get("single_stage", False))
+        self.config = TrainingConfig.from_params(params)
+        self.cfg: StageConfig = getattr(self.config, stage)
+        self.single_stage = self.config.stage1.single_stage
         self.data_root, self.progress = data_root, progress
         self.device = ctx.device
         _seed_everything(int(params["seed"]) + ctx.rank)
@@ -201,24 +263,24 @@ class Trainer:
         self.model = self._build_model().to(self.device)
         self.objectives = self._build_objectives()
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.steps = 0 if (stage == "stage2" and self.single_stage) else int(self.cfg["steps"])
-        self.optimizer = torch.optim.AdamW(trainable, lr=float(self.cfg["lr"]),
-                                           betas=tuple(self.cfg.get("betas", (0.9, 0.99))),
-                                           weight_decay=float(self.cfg.get("weight_decay", 0.0)))
+        cfg = self.cfg
+        self.steps = 0 if (stage == "stage2" and self.single_stage) else cfg.steps
+        self.optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, cosine_with_warmup(
-            max(1, self.steps), int(self.cfg.get("warmup_steps", 0)), float(self.cfg["lr"]),
-            float(self.cfg.get("lr_min", 1e-6))))
+            max(1, self.steps), cfg.warmup_steps, cfg.lr, cfg.lr_min))
         self.step = 0
         self.text_generator = torch.Generator().manual_seed(int(params["seed"]) * 1000 + ctx.rank)
+        self.stream_positions: dict[str, dict[str, int]] = {}
+        self.running: dict[str, list[float]] = {}  # loss values since the last log line
         self.resumed = self._maybe_resume()
         self.wrapped = {k: DistributedDataParallel(v) if ctx.enabled else v for k, v in self.objectives.items()}
 
     # -- construction --------------------------------------------------------------------
     def _input_digests(self, *texts: dict[str, list[str]]) -> dict[str, str]:
         """Digests of what besides ``params`` decides the run (see :func:`fingerprint`)."""
-        sets = list(self.cfg["train_sets"]) + list(self.cfg["eval_sets"])
+        sets = [*self.cfg.train_sets, *self.cfg.eval_sets]
         if self.stage == "stage1" and self.single_stage:
-            sets += list(self.params["stage2"]["train_sets"]) + list(self.params["stage2"]["eval_sets"])
+            sets += [*self.config.stage2.train_sets, *self.config.stage2.eval_sets]
         inputs = {"code": code_digest(), "data": _sets_digest(sets, self.data_root),
                   "texts": hashlib.sha256(json.dumps(texts, sort_keys=True).encode()).hexdigest()}
         if self.stage == "stage2" and self.outputs.stage1_model_path.is_file():
@@ -236,32 +298,28 @@ class Trainer:
         return model
 
     def _build_objectives(self) -> dict[str, torch.nn.Module]:
-        s1, s2 = self.params["stage1"], self.params["stage2"]
+        s1, s2 = self.config.stage1, self.config.stage2
         objectives: dict[str, torch.nn.Module] = {}
         if self.stage == "stage1":
-            objectives["restoration"] = Stage1Objective(
-                self.model, float(s1["task_gradient_weight"]), float(s1["unified_weight"]),
-                float(s1["recon_weight"]), float(s1["text_weight"]), s1.get("unified_measure", "cosine"))
+            objectives["restoration"] = Stage1Objective(self.model, s1.loss_weights)
         if self.stage == "stage2" or self.single_stage:
             vgg = None
-            perceptual = s2.get("perceptual", "vgg")
-            if float(s2.get("perceptual_weight", 0)) > 0 and perceptual == "vgg":
+            if s2.perceptual_weight > 0 and s2.perceptual == "vgg":
                 from lure.training.perceptual import load_vgg16_features
 
-                vgg = load_vgg16_features(s2.get("vgg16_weights")).to(self.device)
+                vgg = load_vgg16_features(s2.vgg16_weights).to(self.device)
             if self.stage == "stage1" or not self.single_stage:
-                temperature = s2.get("perceptual_temperature")
-                objectives["fusion"] = Stage2Objective(
-                    self.model, float(s2["gradient_weight"]), float(s2.get("perceptual_weight", 0)), vgg,
-                    perceptual=perceptual, intensity_weight=float(s2.get("intensity_weight", 0.0)),
-                    temperature=None if temperature is None else float(temperature))
+                objectives["fusion"] = Stage2Objective(self.model, s2.loss_weights, vgg)
         return objectives
 
     def _maybe_resume(self) -> bool:
         path = self.outputs.resume_path
         if not path.is_file():
             return False
-        state = read_checkpoint(path, map_location=self.device)
+        state = read_checkpoint(path, map_location="cpu")
+        if state.get("format") != RESUME_FORMAT:
+            tqdm.write(f"[{self.stage}] ignoring {path}: it was written by an older version ({state.get('format')})")
+            return False
         if state.get("fingerprint") != self.fingerprint:
             tqdm.write(f"[{self.stage}] ignoring {path}: it was written with other parameters, code, data or texts")
             return False
@@ -269,30 +327,35 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
-        torch.set_rng_state(state["torch_rng"])
-        self.text_generator.set_state(state["text_rng"])
+        ranks = state["ranks"]
+        if len(ranks) != self.ctx.world_size:
+            tqdm.write(f"[{self.stage}] {path} was written by {len(ranks)} process(es), this run has "
+                       f"{self.ctx.world_size}: the data positions resume, the run is not an exact continuation")
+        mine = ranks[self.ctx.rank] if self.ctx.rank < len(ranks) else ranks[0]
+        if self.ctx.rank < len(ranks):
+            restore_rng(mine["rng"], self.text_generator)
+        self.stream_positions = {k: dict(v) for k, v in mine["streams"].items()}
+        self.running = {k: list(v) for k, v in state["running"].items()}
         tqdm.write(f"[{self.stage}] resuming from {path} at step {self.step}/{self.steps}")
         return True
 
     # -- data ------------------------------------------------------------------------------
-    def _streams(self) -> dict[str, Iterator[dict]]:
+    def _streams(self) -> dict[str, DataStream]:
+        """One stream per objective, seeded per rank, at the positions of the resume state (if any)."""
         from lure.data.loaders import fusion_loader, stage1_loader
 
-        seed = int(self.params["seed"]) + 1_000_003 * self.ctx.rank + self.step
-        streams: dict[str, Iterator[dict]] = {}
+        seed = int(self.params["seed"]) + 1_000_003 * self.ctx.rank
+        loaders: dict[str, Any] = {}
         if "restoration" in self.objectives:
-            c = self.params["stage1"]
-            urls = _resolve_urls(c["train_sets"], self.data_root)
-            streams["restoration"] = _infinite(lambda s: stage1_loader(
-                urls, crop=int(c["crop"]), batch_size=int(c["batch_size"]), workers=int(c.get("workers", 0)),
-                task_weights=c.get("task_weights"), seed=s), seed)
+            c1 = self.config.stage1
+            loaders["restoration"] = stage1_loader(
+                _resolve_urls(list(c1.train_sets), self.data_root), crop=c1.crop, batch_size=c1.batch_size,
+                workers=c1.workers, task_weights=c1.task_weights, seed=seed)
         if "fusion" in self.objectives:
-            c = self.params["stage2"]
-            urls = _resolve_urls(c["train_sets"], self.data_root)
-            streams["fusion"] = _infinite(lambda s: fusion_loader(
-                urls, crop=int(c["crop"]), batch_size=int(c["batch_size"]), workers=int(c.get("workers", 0)),
-                seed=s), seed)
-        return streams
+            c2 = self.config.stage2
+            loaders["fusion"] = fusion_loader(_resolve_urls(list(c2.train_sets), self.data_root), crop=c2.crop,
+                                              batch_size=c2.batch_size, workers=c2.workers, seed=seed)
+        return {name: DataStream(loader, **self.stream_positions.get(name, {})) for name, loader in loaders.items()}
 
     def _restoration_inputs(self, batch: dict) -> tuple:
         modality = batch["modality"].to(self.device)
@@ -310,36 +373,71 @@ class Trainer:
                 self.bank.sample(["pd"] * n, [1] * n, self.text_generator).to(self.device))
 
     # -- validation ------------------------------------------------------------------------
+    @contextmanager
+    def _rng_untouched(self) -> Iterator[None]:
+        """Leave every RNG as it was (validation must not shift the training streams)."""
+        state = capture_rng(self.text_generator)
+        try:
+            yield
+        finally:
+            restore_rng(state, self.text_generator)
+
     def validate(self) -> dict[str, float]:
+        """Validation metrics of the current weights; every RNG is left as it was."""
+        with self._rng_untouched():
+            return self._validate()
+
+    def _validate(self) -> dict[str, float]:
         from lure.data.loaders import iter_fusion_pairs, iter_stage1_samples
 
-        cfg = self.cfg
+        s1, s2 = self.config.stage1, self.config.stage2
         metrics: dict[str, float] = {}
         if self.stage == "stage1":
-            per_task = int(cfg.get("eval_samples_per_task", 4))
+            per_task = s1.eval_samples_per_task
             counts: dict[str, int] = {}
             samples = []
-            for sample in iter_stage1_samples(_resolve_urls(cfg["eval_sets"], self.data_root)):
+            for sample in iter_stage1_samples(_resolve_urls(list(s1.eval_sets), self.data_root)):
                 if counts.get(sample["task"], 0) < per_task:
                     counts[sample["task"]] = counts.get(sample["task"], 0) + 1
                     samples.append(sample)
             metrics.update(stage1_validation(self.model, samples, self.eval_bank, self.device))
         if self.stage == "stage2" or self.single_stage:
-            c2 = self.params["stage2"]
-            pairs = list(itertools.islice(iter_fusion_pairs(_resolve_urls(c2["eval_sets"], self.data_root)),
-                                          int(c2.get("eval_pairs", 8))))
+            pairs = list(itertools.islice(iter_fusion_pairs(_resolve_urls(list(s2.eval_sets), self.data_root)),
+                                          s2.eval_pairs))
             metrics.update(stage2_validation(self.model, pairs, self.eval_bank, self.device))
         self.model.train()
         return metrics
 
     # -- checkpoints -------------------------------------------------------------------------
-    def save_resume_state(self) -> None:
+    def save_resume_state(self, streams: dict[str, DataStream]) -> None:
+        """Write the resume state (rank 0); every rank must call this (it gathers their RNGs and
+        ``streams``' positions)."""
+        local = {"rng": capture_rng(self.text_generator),
+                 "streams": {name: stream.position for name, stream in streams.items()}}
+        ranks = [local]
+        if self.ctx.enabled:
+            import torch.distributed as dist
+
+            gathered: list[Any] = [None] * self.ctx.world_size
+            dist.all_gather_object(gathered, local)
+            ranks = gathered
+        if not self.ctx.is_main:
+            return
         atomic_torch_save({
             "format": RESUME_FORMAT, "fingerprint": self.fingerprint, "step": self.step,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-            "text_rng": self.text_generator.get_state(),
+            "scheduler": self.scheduler.state_dict(), "ranks": ranks, "running": self.running,
         }, self.outputs.resume_path)
+
+    def _any_rank(self, flag: bool) -> bool:
+        """``flag`` of any rank (so that all ranks stop at the same step)."""
+        if not self.ctx.enabled:
+            return flag
+        import torch.distributed as dist
+
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
 
     # -- the loop --------------------------------------------------------------------------------
     def run(self) -> dict[str, float]:
@@ -354,10 +452,9 @@ class Trainer:
             self._log(live, first, prefix="val/", first=True)
         self.model.train()
         streams = self._streams() if self.step < self.steps else {}
-        log_every, eval_every = int(cfg.get("log_every", 10)), int(cfg.get("eval_every", 100))
-        ckpt_every = int(cfg.get("checkpoint_every", 100))
-        running: dict[str, list[float]] = {}
-        amp = self.device.type == "cuda" and bool(cfg.get("bf16", True))
+        log_every, eval_every, ckpt_every = cfg.log_every, cfg.eval_every, cfg.checkpoint_every
+        running = self.running
+        amp = self.device.type == "cuda" and cfg.bf16
         bar = tqdm(total=self.steps, initial=self.step, desc=self.stage, disable=not (main and self.progress),
                    dynamic_ncols=True)
         with StopSignal() as stop:
@@ -381,9 +478,9 @@ class Trainer:
                         f"{', '.join(keys)}; last good checkpoint: {last}")
                 self.optimizer.zero_grad(set_to_none=True)
                 total.backward()
-                if cfg.get("grad_clip"):
+                if cfg.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
-                                                   float(cfg["grad_clip"]))
+                                                   cfg.grad_clip)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
@@ -399,20 +496,21 @@ class Trainer:
                     running.clear()
                 if main and self.step % eval_every == 0 and self.step < self.steps:
                     self._log(live, self.validate(), prefix="val/")
-                if main and self.step % ckpt_every == 0:
-                    self.save_resume_state()
-                if stop.signum is not None:
+                stopping = self._any_rank(stop.signum is not None)
+                if stopping or self.step % ckpt_every == 0:
+                    self.save_resume_state(streams)
+                if stopping:
+                    signum = stop.signum or signal.SIGTERM  # another rank received it
                     if main:
-                        self.save_resume_state()
-                        tqdm.write(f"[{self.stage}] signal {stop.signum}: checkpoint written to "
+                        tqdm.write(f"[{self.stage}] signal {signum}: checkpoint written to "
                                    f"{self.outputs.resume_path} at step {self.step}; rerun to resume")
                     bar.close()
-                    raise SystemExit(128 + stop.signum)
+                    raise SystemExit(128 + signum)
         bar.close()
         rank_digests = self._gather_weight_digests()
         final: dict[str, float] = {}
+        self.save_resume_state(streams)
         if main:
-            self.save_resume_state()
             final = self.validate()
             self._log(live, final, prefix="val/")
             save_checkpoint(self.outputs.model_path, self.model, self.params["profile"], step=self.step,

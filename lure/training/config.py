@@ -1,0 +1,256 @@
+"""Typed configurations of the two training stages: the ``stage1`` and ``stage2`` sections of the
+resolved parameters (:func:`lure.config.load_params`).
+
+Every default lives in exactly one place: the dataclass fields below (a field without a default is
+a required key). :meth:`StageConfig.from_dict` rejects an unknown key, a missing required key, a
+wrong type or an out-of-range value with one line naming the key and its section (for example
+``profiles.demo.stage1``). Conventions: integers are accepted for floats, integral floats for
+integers, and a numeric string for a float (PyYAML reads ``1e-3`` as a string); a single string is
+accepted for a list of set names; ``grad_clip`` 0 disables clipping.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from types import NoneType, UnionType
+from typing import Any, ClassVar, TypeVar
+
+from lure.training.losses import UNIFIED_MEASURES
+from lure.training.source_similarity import PERCEPTUAL_TERMS
+
+C = TypeVar("C", bound="StageConfig")
+
+
+def _spec(default: Any = MISSING, *, minimum: float | None = None, above: float | None = None,
+          choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its allowed range: ``>= minimum``, ``> above`` or one of ``choices``."""
+    metadata = {"minimum": minimum, "above": above, "choices": choices}
+    return field(default=default, metadata=metadata)
+
+
+def _fail(where: str, expected: str, value: Any) -> ValueError:
+    return ValueError(f"{where} must be {expected}, got {value!r}")
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """``value`` converted to the annotated type ``hint``; ValueError naming ``where`` otherwise."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (UnionType, typing.Union):
+        if value is None and NoneType in args:
+            return None
+        (inner,) = [a for a in args if a is not NoneType]
+        return _coerce(value, inner, where)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise _fail(where, "true or false", value)
+        return value
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(where, "an integer", value)
+        return value
+    if hint is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise _fail(where, "a number", value) from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _fail(where, "a number", value)
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _fail(where, "a string", value)
+        return value
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:  # tuple[str, ...]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple):
+            raise _fail(where, "a list", value)
+        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is tuple:  # fixed length
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise _fail(where, f"a list of {len(args)} values", value)
+        return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise _fail(where, "a mapping", value)
+        return {_coerce(k, args[0], f"{where} key"): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    raise TypeError(f"{where}: unsupported annotation {hint!r}")  # a programming error in this module
+
+
+def _check_range(value: Any, metadata: Mapping[str, Any], where: str) -> None:
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else (value,)
+    for item in items:
+        if item is None or isinstance(item, str | bool):
+            continue
+        if metadata.get("minimum") is not None and item < metadata["minimum"]:
+            raise _fail(where, f">= {metadata['minimum']}", value)
+        if metadata.get("above") is not None and item <= metadata["above"]:
+            raise _fail(where, f"> {metadata['above']}", value)
+    choices = metadata.get("choices")
+    if choices and value not in choices:
+        raise _fail(where, f"one of {', '.join(choices)}", value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageConfig:
+    """The keys both stages share. Sets are ``<dataset>/<split>`` names under ``data/shards`` or
+    shard URLs; every ``*_every`` counts optimiser steps."""
+
+    SECTION: ClassVar[str] = "stage"
+
+    train_sets: tuple[str, ...]
+    eval_sets: tuple[str, ...]
+    steps: int = _spec(minimum=0)
+    batch_size: int = _spec(minimum=1)
+    crop: int = _spec(minimum=8)
+    workers: int = _spec(0, minimum=0)
+    lr: float = _spec(above=0)
+    lr_min: float = _spec(1e-6, minimum=0)
+    warmup_steps: int = _spec(0, minimum=0)
+    weight_decay: float = _spec(0.0, minimum=0)
+    betas: tuple[float, float] = _spec((0.9, 0.99), minimum=0)
+    grad_clip: float = _spec(0.0, minimum=0)  # max gradient norm; 0 = no clipping
+    log_every: int = _spec(10, minimum=1)
+    eval_every: int = _spec(100, minimum=1)
+    checkpoint_every: int = _spec(100, minimum=1)
+    bf16: bool = True  # bfloat16 autocast (GPUs only)
+
+    def __post_init__(self) -> None:
+        for name, value in self._validated(vars(self), self.SECTION).items():
+            object.__setattr__(self, name, value)
+        if any(b >= 1 for b in self.betas):
+            raise _fail(f"{self.SECTION}.betas", "two values in [0, 1)", list(self.betas))
+
+    @classmethod
+    def _validated(cls, data: Mapping[str, Any], section: str) -> dict[str, Any]:
+        hints = typing.get_type_hints(cls)
+        out = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            where = f"{section}.{f.name}"
+            out[f.name] = _coerce(data[f.name], hints[f.name], where)
+            _check_range(out[f.name], f.metadata, where)
+        return out
+
+    @classmethod
+    def from_dict(cls: type[C], data: Mapping[str, Any] | None, section: str | None = None) -> C:
+        """Build from a parameter section; ``section`` names it in error messages (default: ``stage1``/``stage2``)."""
+        section = section or cls.SECTION
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{section} must be a mapping of training parameters, got {data!r}")
+        valid = [f.name for f in fields(cls)]
+        unknown = [k for k in data if k not in valid]
+        if unknown:
+            raise ValueError(f"unknown key {unknown[0]!r} in {section}; valid keys: {', '.join(valid)}")
+        missing = [f.name for f in fields(cls)
+                   if f.name not in data and f.default is MISSING and f.default_factory is MISSING]
+        if missing:
+            raise ValueError(f"{section} is missing the required key(s) {', '.join(missing)}")
+        values = cls._validated(data, section)
+        try:
+            return cls(**values)
+        except ValueError as error:  # cross-field checks name the default section: name the real one
+            raise ValueError(str(error).replace(f"{cls.SECTION}.", f"{section}.", 1)) from None
+
+    @classmethod
+    def from_params(cls: type[C], params: Mapping[str, Any]) -> C:
+        """The typed section of resolved parameters (``params[SECTION]``), named after its profile."""
+        profile = params.get("profile")
+        section = f"profiles.{profile}.{cls.SECTION}" if profile else cls.SECTION
+        if cls.SECTION not in params:
+            raise ValueError(f"the parameters have no {section} section")
+        return cls.from_dict(params[cls.SECTION], section)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (lists for tuples), every key present: what a run actually uses."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class Stage1LossWeights:
+    """Weights of ``L1 = L_task + a1 L_unified + a2 L_recon + a3 L_text``; ``task_gradient_weight``
+    weighs the edge term inside ``L_task``; ``unified_measure`` is one of ``UNIFIED_MEASURES``."""
+
+    task_gradient_weight: float
+    unified_weight: float
+    recon_weight: float
+    text_weight: float
+    unified_measure: str
+
+
+@dataclass(frozen=True)
+class Stage2LossWeights:
+    """Weights of ``L2 = L_color + a1' L_grad + a2' L_per + a_int L_int``; ``perceptual`` selects
+    ``L_per`` (one of ``PERCEPTUAL_TERMS``), ``perceptual_temperature`` its softmax temperature
+    (``None``: the term's own default)."""
+
+    gradient_weight: float
+    perceptual_weight: float
+    intensity_weight: float
+    perceptual: str
+    perceptual_temperature: float | None
+
+
+def _pick(config: StageConfig, target: type) -> Any:
+    return target(**{f.name: getattr(config, f.name) for f in fields(target)})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stage1Config(StageConfig):
+    """Stage 1 (restoration). ``task_weights``: ``{task id: sampling weight}`` (``None``: the data's
+    own frequencies); ``single_stage``: stage 1 also trains fusion with the stage-2 loss (ablation)."""
+
+    SECTION: ClassVar[str] = "stage1"
+
+    task_gradient_weight: float = _spec(minimum=0)
+    unified_weight: float = _spec(minimum=0)
+    recon_weight: float = _spec(minimum=0)
+    text_weight: float = _spec(minimum=0)
+    unified_measure: str = _spec("cosine", choices=UNIFIED_MEASURES)
+    single_stage: bool = False
+    task_weights: dict[str, float] | None = _spec(None, minimum=0)
+    eval_samples_per_task: int = _spec(4, minimum=1)
+
+    @property
+    def loss_weights(self) -> Stage1LossWeights:
+        return _pick(self, Stage1LossWeights)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stage2Config(StageConfig):
+    """Stage 2 (fusion). ``vgg16_weights``: torchvision's VGG16 file for ``perceptual: vgg``
+    (``None``: the torch hub cache); ``eval_pairs``: validation pairs taken from ``eval_sets``."""
+
+    SECTION: ClassVar[str] = "stage2"
+
+    gradient_weight: float = _spec(minimum=0)
+    perceptual_weight: float = _spec(0.0, minimum=0)
+    intensity_weight: float = _spec(0.0, minimum=0)
+    perceptual: str = _spec("vgg", choices=PERCEPTUAL_TERMS)
+    perceptual_temperature: float | None = _spec(None, above=0)
+    vgg16_weights: str | None = None
+    eval_pairs: int = _spec(8, minimum=1)
+
+    @property
+    def loss_weights(self) -> Stage2LossWeights:
+        return _pick(self, Stage2LossWeights)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Both stage sections of one resolved parameter set (each stage reads the other: stage 1's
+    ``single_stage`` ablation trains with the stage-2 loss, stage 2 then only re-exports)."""
+
+    stage1: Stage1Config
+    stage2: Stage2Config
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TrainingConfig:
+        """Validate ``params["stage1"]`` and ``params["stage2"]`` (ValueError: one line naming the key)."""
+        return cls(Stage1Config.from_params(params), Stage2Config.from_params(params))
