@@ -248,3 +248,23 @@ def test_http_and_pipe_urls(demo_shards, http_root):
 def test_missing_manifest_message(tmp_path):
     with pytest.raises(FileNotFoundError, match="build the data set first"):
         shard_urls(tmp_path)
+
+
+def test_paired_flips_are_independent_and_shared_by_both_images():
+    """Both images get the same window and flips; horizontal and vertical flips are drawn
+    independently (all four combinations occur), and a seed fixes them."""
+    from collections import Counter
+
+    from lure.data.augment import apply_pair, paired_crop_flip
+
+    image = np.arange(16 * 16, dtype=np.uint8).reshape(16, 16)
+    transform = paired_crop_flip(4, seed=0)
+    seen: Counter = Counter()
+    for seed in range(64):
+        transform.set_random_seed(seed)
+        first, second = apply_pair(transform, image, image.copy())
+        assert np.array_equal(first, second)
+        seen[(bool(first[0, 0] > first[0, 1]), bool(first[0, 0] > first[1, 0]))] += 1
+        transform.set_random_seed(seed)
+        assert np.array_equal(apply_pair(transform, image, image.copy())[0], first)
+    assert len(seen) == 4 and min(seen.values()) >= 6, seen

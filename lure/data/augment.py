@@ -18,19 +18,49 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def paired_crop_flip(crop: int, seed: int | None = None, second: str = "second", flips: bool = True) -> A.Compose:
-    """A Compose taking ``image=`` and ``<second>=`` that pads (reflect) to at least ``crop``, takes the
-    same random ``crop x crop`` window from both, and flips both horizontally / vertically (p = 0.5)."""
-    steps: list = [
-        A.PadIfNeeded(min_height=crop, min_width=crop, border_mode=cv2.BORDER_REFLECT_101),
-        A.RandomCrop(height=crop, width=crop),
-    ]
-    if flips:
-        steps += [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)]
-    return A.Compose(steps, additional_targets={second: "image"}, seed=seed)
+class PairedCropFlip:
+    """Pads (reflect) to at least ``crop``, takes the same random ``crop x crop`` window from both
+    images (albumentations), then flips both horizontally and vertically, each with p = 0.5 and
+    drawn independently. Call it like an albumentations Compose: ``t(image=a, <second>=b)``.
+
+    Albumentations seeds every transform of a Compose with the same seed, so its two flip
+    transforms always agreed (a crop was either unflipped or rotated by 180 degrees); the flips
+    here draw from their own generator, reseeded with the crop by :meth:`set_random_seed`.
+    """
+
+    def __init__(self, crop: int, seed: int | None = None, second: str = "second", flips: bool = True) -> None:
+        self.second, self.flips = second, flips
+        self.compose = A.Compose([
+            A.PadIfNeeded(min_height=crop, min_width=crop, border_mode=cv2.BORDER_REFLECT_101),
+            A.RandomCrop(height=crop, width=crop),
+        ], additional_targets={second: "image"}, seed=seed)
+        self.rng = np.random.default_rng(seed)
+
+    def set_random_seed(self, seed: int) -> None:
+        """Reseed the crop and the flips (same seed, same window and flips)."""
+        self.compose.set_random_seed(seed)
+        self.rng = np.random.default_rng([seed, 1])
+
+    def __call__(self, image: np.ndarray, **targets: np.ndarray) -> dict[str, np.ndarray]:
+        out = self.compose(image=image, **targets)
+        if self.flips:
+            horizontal, vertical = self.rng.random(2) < 0.5
+            for key in ("image", self.second):
+                array = out[key]
+                if horizontal:
+                    array = array[:, ::-1]
+                if vertical:
+                    array = array[::-1]
+                out[key] = np.ascontiguousarray(array)
+        return out
 
 
-def apply_pair(transform: A.Compose, first: np.ndarray, second: np.ndarray, second_name: str = "second") -> tuple[np.ndarray, np.ndarray]:
+def paired_crop_flip(crop: int, seed: int | None = None, second: str = "second", flips: bool = True) -> PairedCropFlip:
+    """A :class:`PairedCropFlip` taking ``image=`` and ``<second>=``."""
+    return PairedCropFlip(crop, seed, second, flips)
+
+
+def apply_pair(transform: PairedCropFlip, first: np.ndarray, second: np.ndarray, second_name: str = "second") -> tuple[np.ndarray, np.ndarray]:
     """Run ``transform`` on ``first`` (``image``) and ``second``; both must have the same height and width."""
     if first.shape[:2] != second.shape[:2]:
         raise ValueError(f"paired images must have the same size, got {first.shape[:2]} and {second.shape[:2]}")
