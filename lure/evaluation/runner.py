@@ -41,6 +41,7 @@ from lure.evaluation.sections import (
     restoration_section,
     vanilla_section,
 )
+from lure.inference import Fuser
 from lure.tasks import DEGRADED_EVAL_TASKS
 
 # PairSet, Scorer, degraded_samples, load_pair_set, psnr_255 and slug: re-exported from their modules
@@ -58,10 +59,10 @@ __all__ = [
 DEGRADED_TASKS = DEGRADED_EVAL_TASKS  # name -> (visible task, infrared task)
 
 
-def _fuser(params: dict[str, Any], cfg: EvaluationConfig, checkpoint: str | Path, fuser: Any) -> Any:
+def _fuser(
+    params: dict[str, Any], cfg: EvaluationConfig, checkpoint: str | Path, fuser: Fuser | None
+) -> Fuser:
     """``fuser`` with the configured tiling, or the model of ``checkpoint``."""
-    from lure.inference import Fuser
-
     if fuser is None:
         backbone = (params.get("text_encoder") or {}).get("backbone")
         return Fuser.from_checkpoint(checkpoint, text_backbone=backbone, tiling=cfg.tiling)
@@ -75,7 +76,7 @@ def _start(
     checkpoint: str | Path,
     out_dir: Path,
     data_root: Path,
-    fuser: Any,
+    fuser: Fuser | None,
     progress: bool,
 ) -> Evaluation:
     """The shared state of a run: the model, the report, the scorer, the pair sets, the reference models."""
@@ -101,7 +102,7 @@ def evaluate(
     checkpoint: str | Path,
     out_dir: str | Path = "results",
     data_root: str | Path = "data",
-    fuser: Any = None,
+    fuser: Fuser | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run the evaluation described in ``params["evaluate"]`` with the model in ``checkpoint``
