@@ -26,12 +26,9 @@ from functools import partial
 import numpy as np
 
 from data_prep.degradations import degrade, degrade_pair
+from data_prep.seeding import sample_seed as _sample_seed
 from data_prep.sources.base import FusionRecord, ImageRef, ParsedSource, Stage1Record, load_image
 from lure.text.vocabulary import DEGRADED_EVAL_TASKS, INFRARED, VISIBLE
-
-
-def _sample_seed(seed: int, key: str, task: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{key}:{task}".encode()).digest()[:4], "little")
 
 
 def _degraded(ref: ImageRef, modality: int, task: str, seed: int) -> np.ndarray:

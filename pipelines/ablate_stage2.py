@@ -57,7 +57,7 @@ def run_variant(name: str, overrides: dict, params: dict, stage1: Path, root: Pa
 
 def score(checkpoint: Path, pairs: list, backbone: str | None) -> dict[str, float]:
     """Mean reference metrics of LURE (pseudo descriptions) on ``pairs``."""
-    from lure.evaluation.runner import Scorer
+    from lure.evaluation.scoring import Scorer
     from lure.evaluation.tables import mean_rows
     from lure.inference import Fuser
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="results/real/ablation_stage2")
     args = parser.parse_args(argv)
     retain_freed_memory()
-    from lure.evaluation.runner import load_pair_set
+    from lure.evaluation.pair_sets import load_pair_set
     from lure.evaluation.tables import write_table
 
     params = load_params(profile=args.profile)

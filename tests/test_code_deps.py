@@ -71,5 +71,10 @@ def test_layer_rules_keep_the_closures_small():
     assert not any(p.startswith(("lure/models/", "lure/data/", "data_prep/")) for p in text)
     models = {p.as_posix() for p in import_closure("lure.models.lure_model", REPO)}
     assert all(p.startswith("lure/models/") or p == "lure/__init__.py" for p in models), "a model imports only models"
+    evaluation = {p.as_posix() for p in import_closure("pipelines.stages.evaluate", REPO)}
+    assert not any(p.startswith("data_prep/sources") for p in evaluation), "evaluation must not import the parsers"
+    data = {p.as_posix() for p in import_closure("pipelines.stages.build_data", REPO)}
+    assert not any(p.startswith(("lure/models/lure_model", "lure/text/parser", "lure/text/prompt_generation"))
+                   for p in data), "building data must not import the network, the parser or the LLM"
     image_io = {p.as_posix() for p in import_closure("lure.image_io", REPO)}
     assert image_io == {"lure/__init__.py", "lure/image_io.py", "lure/color.py", "lure/fileio.py"}

@@ -14,7 +14,8 @@ from PIL import Image
 from lure.config import load_params
 from lure.evaluation.baselines import DEGRADED_METHODS, VANILLA_METHODS, pixel_average, pixel_max, run_method
 from lure.evaluation.grid import LABEL_HEIGHT, PAD, TITLE_HEIGHT, make_grid
-from lure.evaluation.runner import evaluate, evaluation_params, slug
+from lure.evaluation.pair_sets import slug
+from lure.evaluation.runner import evaluate
 from lure.evaluation.tables import format_csv, format_markdown, mean_rows
 from lure.inference import Fuser
 from lure.metrics import METRIC_NAMES
@@ -95,16 +96,12 @@ def test_pixel_baselines():
     assert pixel_max(ir, vi[..., 0]).tolist() == [[100, 200]]  # grey visible -> grey output
 
 
-def test_params_slug_and_validation():
-    assert slug("demo/test") == "demo-test" and slug("oe+lc") == "oe_lc"
-    assert slug("folder:../shared/data/roadscene") == "roadscene"
-    cfg = evaluation_params({"evaluate": {"grid": {"crop": 64}}})
-    assert cfg["grid"] == {"crop": 64, "pairs": 2, "focus": "centre"} and cfg["tasks"][0] == "ll"
-    assert cfg["degraded_max_pairs"] == cfg["max_pairs"] and cfg["reference_checkpoints"] == {}
-    with pytest.raises(ValueError, match="unknown evaluate parameter"):
-        evaluation_params({"evaluate": {"pairsets": []}})
-    with pytest.raises(ValueError, match="unknown task"):
-        evaluation_params({"evaluate": {"tasks": ["rain"]}})
+def test_evaluate_rejects_a_misspelled_key_before_loading_the_model(tmp_path):
+    params = load_params(profile="demo")
+    params["evaluate"] = {**params["evaluate"], "max_pair": 3}
+    with pytest.raises(ValueError, match=r"profiles\.demo\.evaluate: unknown key 'max_pair' \(did you mean 'max_pairs'"):
+        evaluate(params, tmp_path / "none.pt", out_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_grid_titles_draw_without_missing_glyphs_and_focus_on_heat():
@@ -201,7 +198,7 @@ def test_classical_corrections_fix_what_they_should():
     from data_prep.degradations import degrade
     from data_prep.sources.demo import render_scene
     from lure.evaluation.restoration import classical_correction
-    from lure.evaluation.runner import psnr_255 as _psnr
+    from lure.evaluation.scoring import psnr_255 as _psnr
 
     ir, vi = render_scene(3, height=64, width=80)
     for task, clean in (("ll", vi), ("oe", vi), ("lc", ir)):

@@ -58,7 +58,7 @@ def classical_correction(image: np.ndarray, task: str) -> np.ndarray:
 def score_restoration(fuser, samples: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     """``{task: {method: {"PSNR", "SSIM", "images"}}}`` means over the samples of each task (``pd``
     samples are skipped: there is nothing to restore)."""
-    from lure.evaluation.runner import _grey, psnr_255
+    from lure.evaluation.scoring import grey, psnr_255
     from lure.metrics import ssim_matlab
 
     scores: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
@@ -69,8 +69,8 @@ def score_restoration(fuser, samples: list[dict]) -> dict[str, dict[str, dict[st
         outputs = {"input": s["lq"], "classical": classical_correction(s["lq"], task),
                    "lure": fuser.restore(s["lq"], task, int(s["modality"]))}
         for method, out in outputs.items():
-            scores[task][method].append((psnr_255(out, hq), ssim_matlab(_grey(out).astype(np.float64),
-                                                                       _grey(hq).astype(np.float64), dynamic_range=255.0)))
+            scores[task][method].append((psnr_255(out, hq), ssim_matlab(grey(out).astype(np.float64),
+                                                                      grey(hq).astype(np.float64), dynamic_range=255.0)))
     return {task: {m: {"PSNR": float(np.mean([v[0] for v in vals])), "SSIM": float(np.mean([v[1] for v in vals])),
                        "images": len(vals)} for m, vals in per_method.items()}
             for task, per_method in scores.items()}

@@ -1,0 +1,249 @@
+"""The sections of the evaluation stage: vanilla fusion, degradation-aware fusion, restoration.
+
+Each section scores one set and adds its table (and grid) to the run's :class:`Report`:
+
+* :func:`vanilla_section` — a clean pair set, :data:`VANILLA_METHODS` plus the reference models
+  (rows ``model:<name>``), against the infrared and visible inputs; writes
+  ``tables/vanilla_<set>``, the grid and ``fused/<set>/<key>.png`` (LURE's outputs);
+* :func:`degraded_section` — one degraded task, :data:`DEGRADED_METHODS`, against the degraded
+  inputs (or the clean pair: ``degraded_reference: clean``) and LURE's output on the clean pair;
+  writes ``tables/degraded_<task>`` and ``grids/grid_<task>.png`` (``oe+lc`` -> ``oe_lc``);
+* :func:`restoration_section` — ``lure restore`` on the stage-1 samples of a shard set, against
+  the clean image; writes ``tables/restoration_<set>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lure.evaluation.baselines import (
+    DEGRADED_METHODS,
+    GRID_LABELS,
+    METHOD_LABELS,
+    VANILLA_METHODS,
+    run_method,
+)
+from lure.evaluation.config import EvaluationConfig
+from lure.evaluation.pair_sets import PairSet, PairSets, degraded_samples, resolve_path, slug
+from lure.evaluation.report import Report, Table
+from lure.evaluation.scoring import ScoredSet, Scorer, method_runners, score_degraded, score_pairs
+from lure.image_io import write_image
+from lure.inference import Fuser
+from lure.text.vocabulary import DEGRADED_EVAL_TASKS
+
+__all__ = [
+    "Evaluation",
+    "degraded_section",
+    "degraded_table",
+    "method_labels",
+    "reference_models",
+    "restoration_section",
+    "vanilla_section",
+    "vanilla_table",
+]
+
+
+def reference_models(cfg: EvaluationConfig, fuser: Fuser, notes: list[str]) -> dict[str, Fuser]:
+    """``model:<name>`` -> the model of each ``reference_checkpoints`` entry (sharing ``fuser``'s
+    text encoder and tiling); a missing file adds a note and is skipped."""
+    references = {}
+    for name, path in cfg.reference_checkpoints.items():
+        resolved = resolve_path(path)
+        if not resolved.is_file():
+            notes.append(f"reference model {name}: {path} not found; skipped")
+            continue
+        references[f"model:{name}"] = Fuser.from_checkpoint(
+            resolved, encoder=fuser.encoder, tiling=cfg.tiling
+        )
+    return references
+
+
+def method_labels(cfg: EvaluationConfig) -> dict[str, str]:
+    """Method -> row label of the tables, reference models included."""
+    return {
+        **METHOD_LABELS,
+        **{f"model:{name}": f"{name} model ({path})" for name, path in cfg.reference_checkpoints.items()},
+    }
+
+
+@dataclass
+class Evaluation:
+    """What the sections of one run share: the config, the model and its reference models, the
+    scorer, the report, the pair sets, the data seed, and LURE's outputs on clean pairs
+    (``(set spec, key)`` -> uint8 image, reused as the ``PSNR_clean`` reference)."""
+
+    cfg: EvaluationConfig
+    fuser: Fuser
+    scorer: Scorer
+    report: Report
+    pair_sets: PairSets
+    seed: int = 0
+    references: dict[str, Fuser] = field(default_factory=dict)
+    progress: bool = False
+    clean_outputs: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    @property
+    def data_root(self) -> Path:
+        return self.pair_sets.data_root
+
+    def clean_output(self, spec: str, key: str, ir: np.ndarray, vi: np.ndarray) -> np.ndarray:
+        """LURE's output on the clean pair ``key`` of ``spec`` (computed once)."""
+        if (spec, key) not in self.clean_outputs:
+            self.clean_outputs[(spec, key)] = run_method("lure", self.fuser, ir, vi)
+        return self.clean_outputs[(spec, key)]
+
+
+# ----------------------------------------------------------------------------- vanilla
+def vanilla_table(pair_set: PairSet, scored: ScoredSet, columns: list[str], labels: dict[str, str]) -> Table:
+    """The table ``vanilla_<set>`` of a scored clean pair set."""
+    return Table(
+        f"vanilla_{pair_set.slug}",
+        f"Vanilla fusion — {pair_set.spec} ({len(pair_set.pairs)} pairs)",
+        scored.rows(),
+        columns,
+        labels,
+        scored.counts(),
+        [
+            "means over images; reference metrics against the infrared and visible inputs "
+            "(grey, MATLAB rgb2gray), toolbox conventions (PSNR near 60 dB by design)"
+        ],
+    )
+
+
+def vanilla_section(run: Evaluation, pair_set: PairSet, grid_name: str) -> dict[str, dict[str, float]]:
+    """Score ``pair_set`` with the vanilla methods and the reference models, write its table, its
+    fused images and the grid ``grids/<grid_name>``; returns method -> metric -> mean."""
+    cfg = run.cfg
+
+    def keep(n: int, key: str, outputs: dict[str, np.ndarray]) -> None:
+        run.clean_outputs[(pair_set.spec, key)] = outputs["lure"]
+        if cfg.save_fused:
+            path = run.report.out_dir / "fused" / pair_set.slug / f"{slug(key) or n}.png"
+            run.report.files.append(write_image(path, outputs["lure"]))
+
+    methods = method_runners(run.fuser, VANILLA_METHODS, run.references)
+    scored = score_pairs(
+        pair_set.pairs,
+        methods,
+        run.scorer,
+        cfg.grid.pairs,
+        keep,
+        f"vanilla {pair_set.slug}" if run.progress else None,
+    )
+    table = vanilla_table(pair_set, scored, run.scorer.columns(False), method_labels(cfg))
+    run.report.add_table(table)
+    if scored.grid_rows:
+        labels = ["IR", "VI", *[GRID_LABELS[m] for m in VANILLA_METHODS], *run.references]
+        run.report.add_grid(
+            grid_name,
+            scored.grid_rows,
+            labels,
+            f"vanilla fusion - {pair_set.spec}",
+            cfg.grid.crop,
+            cfg.grid.focus,
+        )
+    return dict(table.rows)
+
+
+# ----------------------------------------------------------------------------- degraded
+def degraded_table(
+    task: str, source: PairSet, origin: str, scored: ScoredSet, columns: list[str], against_clean: bool
+) -> Table:
+    """The table ``degraded_<task>`` of a scored degraded set made from ``source`` (``origin``:
+    where its pairs came from)."""
+    vi_task, ir_task = DEGRADED_EVAL_TASKS[task]
+    n_pairs = len(next(iter(scored.per_image.values()), []))
+    return Table(
+        f"degraded_{slug(task)}",
+        f"Degradation-aware fusion — {task.upper()} (visible {vi_task}, infrared {ir_task}; "
+        f"{n_pairs} pairs of {source.spec})",
+        scored.rows(),
+        columns,
+        METHOD_LABELS,
+        scored.counts(),
+        [
+            f"degraded pairs {origin}",
+            "reference metrics against the "
+            + ("clean" if against_clean else "degraded")
+            + " source images; PSNR_clean / SSIM_clean: output against LURE's output on the clean pair",
+        ],
+    )
+
+
+def degraded_section(
+    run: Evaluation, source: PairSet, task: str
+) -> tuple[dict[str, dict[str, float]], int] | None:
+    """Score the degraded set ``task`` of ``source``, write its table and grid; returns
+    ``(method -> metric -> mean, pairs)``, or ``None`` (with a note) when it has no pairs."""
+    cfg = run.cfg
+    samples, origin = degraded_samples(source, task, run.data_root, run.seed, cfg.degraded_max_pairs)
+    if not samples:
+        run.report.notes.append(f"degraded set {task}: no pairs; skipped")
+        return None
+    against_clean = cfg.degraded_reference == "clean"
+    scored = score_degraded(
+        samples,
+        method_runners(run.fuser, DEGRADED_METHODS),
+        run.scorer,
+        lambda s: run.clean_output(source.spec, s["key"], s["ir_clean"], s["vi_clean"]),
+        against_clean,
+        cfg.grid.pairs,
+        f"degraded {task}" if run.progress else None,
+    )
+    table = degraded_table(task, source, origin, scored, run.scorer.columns(True), against_clean)
+    run.report.add_table(table)
+    if scored.grid_rows:  # grid.pairs 0: no grid
+        vi_task, ir_task = DEGRADED_EVAL_TASKS[task]
+        run.report.add_grid(
+            f"grid_{slug(task)}.png",
+            scored.grid_rows,
+            ["IR", "VI", *[GRID_LABELS[m] for m in DEGRADED_METHODS]],
+            f"{task.upper()}: visible {vi_task}, infrared {ir_task}",
+            cfg.grid.crop,
+            cfg.grid.focus,
+        )
+    return dict(table.rows), len(samples)
+
+
+# ----------------------------------------------------------------------------- restoration
+def restoration_section(run: Evaluation, spec: str) -> dict[str, Any] | None:
+    """Score ``lure restore`` on the stage-1 samples of shard set ``spec`` (at most
+    ``restoration_per_task`` per task) and write ``tables/restoration_<set>``; returns
+    ``{task: {method: {"PSNR", "SSIM", "images"}}}``, or ``None`` (with a note) when absent/empty."""
+    from lure.data.loaders import iter_stage1_samples
+    from lure.evaluation.restoration import METHOD_LABELS as RESTORE_LABELS
+    from lure.evaluation.restoration import restoration_table, score_restoration, take_per_task
+
+    per_task, notes = run.cfg.restoration_per_task, run.report.notes
+    split_dir = run.data_root / "shards" / spec
+    if not (split_dir / "manifest.json").is_file():
+        notes.append(f"restoration set {spec}: not found (build it first); skipped")
+        return None
+    scores = score_restoration(run.fuser, take_per_task(iter_stage1_samples(split_dir), per_task))
+    if not scores:
+        notes.append(f"restoration set {spec}: no degraded samples; skipped")
+        return None
+    rows, columns = restoration_table(scores)
+    counts = {t: next(iter(m.values()))["images"] for t, m in scores.items()}
+    table_notes = [
+        f"images per task: {', '.join(f'{t} {n}' for t, n in counts.items())} (at most {per_task}); "
+        "PSNR (dB, all channels) and SSIM (grey, MATLAB ssim, range 255) against the clean image",
+        "classical correction: gain/gamma to mean luminance 0.45 (ll, oe), 1-99 % contrast stretch "
+        "(hz, lc), unsharp mask on the bicubic input (sr4, sr8)",
+    ]
+    run.report.add_table(
+        Table(
+            f"restoration_{slug(spec)}",
+            f"Restoration (lure restore) — {spec}",
+            rows,
+            columns,
+            RESTORE_LABELS,
+            None,
+            table_notes,
+        )
+    )
+    return scores
