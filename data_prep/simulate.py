@@ -83,6 +83,8 @@ TARGETS = {
     "roadscene": ("roadscene", "RoadScene-master"),
 }
 ALIASES = {"reside": ["reside-its", "reside-ots", "reside-sots"], "exposure_errors": ["exposure-errors"]}
+#: registry ids sharing one data set folder: the parser option selecting each one's part
+SUBSETS = {"reside-its": ("subsets", "ITS"), "reside-ots": ("subsets", "OTS"), "reside-sots": ("subsets", "SOTS")}
 #: LOL's eval15 names (the our485 names avoid them)
 LOL_EVAL15 = [1, 22, 23, 55, 79, 111, 146, 179, 493, 547, 665, 669, 748, 778, 780]
 OTS_A = (0.8, 0.85, 0.9, 0.95, 1.0)
@@ -444,7 +446,9 @@ def flow_config(out: str | Path, source_ids_: Iterable[str], profile: str = "pap
                 **overrides: object) -> dict:
     """The ``data`` section of ``profile`` with its data sets pointed at the simulated trees under
     ``out`` (``root:`` instead of ``registry:``); data sets not simulated are dropped, and so are
-    derived and degraded sets whose sources are missing. ``overrides`` replace top-level keys."""
+    derived and degraded sets whose sources are missing; a data set of several registry ids
+    (RESIDE) of which only some are asked for gets the parser option selecting them (``subsets``).
+    ``overrides`` replace top-level keys."""
     from lure.config import load_params
 
     data = dict(load_params(params, profile)["data"])
@@ -456,6 +460,9 @@ def flow_config(out: str | Path, source_ids_: Iterable[str], profile: str = "pap
         if reg_ids and any(r in ids for r in reg_ids):
             new = {k: v for k, v in entry.items() if k != "registry"}
             new["root"] = str(tree_root(out, next(r for r in reg_ids if r in ids)))
+            chosen = [r for r in reg_ids if r in ids]
+            if len(chosen) < len(reg_ids) and all(r in SUBSETS for r in chosen):
+                new[SUBSETS[chosen[0]][0]] = [SUBSETS[r][1] for r in chosen]  # only the simulated parts
             datasets[name] = new
     data["datasets"] = datasets
     derived = {}

@@ -127,3 +127,26 @@ def test_build_resumes_after_sigkill(tmp_path):
     # byte-identical to the uninterrupted build
     for split in ("train", "test"):
         assert _split_files(out / "shards/msrs" / split) == _split_files(reference / "shards/msrs" / split), split
+
+
+def test_shard_written_from_a_generator_is_identical_and_atomic(tmp_path):
+    """``build_shard`` streams samples into the tar (one sample in memory): same bytes as writing
+    the encoded list, and an encoding error half-way leaves no shard and no temporary file."""
+    from data_prep import shards
+    from data_prep.sources import get_parser
+
+    tree = tmp_path / "tree"
+    simulate.simulate("roadscene", 0.02, tree, seed=1)  # 4 pairs, sizes vary
+    records = get_parser("roadscene")(simulate.tree_root(tree, "roadscene")).fusion["test"]
+    listed = shards.write_shard(tmp_path / "a/fusion-000000.tar", [(r.key, shards.fusion_sample(r)) for r in records])
+    streamed = shards.build_shard(tmp_path / "b", "fusion", 0, records)
+    assert streamed == listed
+    assert (tmp_path / "a/fusion-000000.tar").read_bytes() == (tmp_path / "b/fusion-000000.tar").read_bytes()
+
+    def failing():
+        yield records[0].key, shards.fusion_sample(records[0])
+        raise RuntimeError("decoder died")
+
+    with pytest.raises(RuntimeError, match="decoder died"):
+        shards.write_shard(tmp_path / "c/fusion-000000.tar", failing())
+    assert list((tmp_path / "c").iterdir()) == []

@@ -106,3 +106,9 @@ def test_cli_writes_flow_config(tmp_path):
                                "roadscene": {"source": "roadscene", "root": str(tmp_path / "t/roadscene")}}
     assert set(cfg["derived"]) == {"m3fd-haze"} and cfg["degraded_eval"]["datasets"] == ["m3fd"]
     assert cfg["samples_per_shard"] == 512  # the paper profile's sharding
+
+
+def test_flow_config_selects_the_simulated_reside_subsets(tmp_path):
+    cfg = simulate.flow_config(tmp_path, ["reside-sots"])
+    assert cfg["datasets"] == {"reside": {"source": "reside", "root": str(tmp_path / "reside"), "subsets": ["SOTS"]}}
+    assert "subsets" not in simulate.flow_config(tmp_path, simulate.source_ids(["reside"]))["datasets"]["reside"]
