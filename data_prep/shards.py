@@ -35,7 +35,7 @@ import json
 import math
 import tarfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -95,16 +95,20 @@ def fusion_sample(record: FusionRecord) -> dict[str, bytes]:
     return members
 
 
-def write_shard(path: str | Path, samples: Sequence[tuple[str, dict[str, bytes]]]) -> dict:
+def write_shard(path: str | Path, samples: Iterable[tuple[str, dict[str, bytes]]]) -> dict:
     """Write ``samples`` (``(key, {member: bytes})``) as one tar at ``path``, atomically.
 
     Returns ``{"name", "count", "sha256", "bytes"}``. Members are ``<key>.<member>``, in the
     given sample order and sorted member order, with mtime 0 and owner 0 (deterministic bytes).
+    ``samples`` may be a generator: each sample is written as soon as it is produced, so only one
+    sample's bytes are held in memory (the tar goes to the temporary file as it grows).
     """
     path = Path(path)
+    count = 0
     with atomic_open(path) as raw:
         with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
             for key, members in samples:
+                count += 1
                 if "." in key or "/" in key:
                     raise ValueError(f"sample key {key!r} must not contain '.' or '/'")
                 for member in sorted(members):
@@ -114,7 +118,7 @@ def write_shard(path: str | Path, samples: Sequence[tuple[str, dict[str, bytes]]
                     info.uid = info.gid = 0
                     info.uname = info.gname = ""
                     tar.addfile(info, io.BytesIO(data))
-    return {"name": path.name, "count": len(samples), "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return {"name": path.name, "count": count, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
 def plan_shards(n_records: int, samples_per_shard: int, min_shards: int = 1) -> list[tuple[int, int]]:
@@ -136,13 +140,13 @@ def shard_name(kind: str, index: int) -> str:
 
 
 def build_shard(directory: str | Path, kind: str, index: int, records: Sequence[Stage1Record | FusionRecord]) -> dict:
-    """Encode ``records`` and write shard ``index`` of ``kind`` into ``directory``; returns its entry
-    for the manifest (with ``per_task`` counts for stage 1)."""
+    """Encode ``records`` one at a time into shard ``index`` of ``kind`` in ``directory``; returns its
+    entry for the manifest (with ``per_task`` counts for stage 1)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     encode = stage1_sample if kind == "stage1" else fusion_sample
-    samples = [(r.key, encode(r)) for r in records]
-    entry = write_shard(directory / shard_name(kind, index), samples)
+    # a generator: one sample encoded, written, dropped at a time (memory: one sample, not one shard)
+    entry = write_shard(directory / shard_name(kind, index), ((r.key, encode(r)) for r in records))
     if kind == "stage1":
         entry["per_task"] = dict(sorted(Counter(f"{r.task}/{MODALITY_NAMES[r.modality]}" for r in records).items()))
     else:
