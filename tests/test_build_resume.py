@@ -21,7 +21,7 @@ import yaml
 from data_prep import simulate
 from data_prep.shards import MANIFEST, manifest_shard_paths, write_parsed_split
 from lure.paths import REPO_ROOT
-from pipelines.flows.build_datasets import parse_dataset
+from pipelines.flows.build_datasets import parse_dataset, portable_root
 
 FRACTION = 0.02  # MSRS: 22 train + 7 test pairs at 640x480
 SAMPLES_PER_SHARD = 3  # train: 8 fusion shards, written one at a time (max_workers 1)
@@ -88,7 +88,7 @@ def test_build_resumes_after_sigkill(tmp_path):
     entry = data["datasets"]["msrs"]
     parsed = parse_dataset("msrs", entry, [entry["root"]], 0)
     for split in parsed.splits():
-        write_parsed_split(reference, "msrs", split, parsed, data, versions=[{"root": entry["root"]}])
+        write_parsed_split(reference, "msrs", split, parsed, data, versions=[{"root": portable_root(entry["root"])}])
 
     out = tmp_path / "out"
     split_dir = out / "shards/msrs/train"

@@ -56,6 +56,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,9 @@ def make_task_runner(name: str | None, options: dict | None = None):
     """The task runner called ``name`` (``threads``/``local``/``None``, ``dask``, ``ray``)."""
     options = dict(options or {})
     if name in (None, "", "threads", "local", "thread"):
+        # one thread per core unless told otherwise: Prefect's default is one thread per task, and a
+        # split of hundreds of shards would then hold hundreds of shards' images at once
+        options.setdefault("max_workers", os.cpu_count() or 1)
         return ThreadPoolTaskRunner(**options)
     if name == "dask":
         try:
@@ -275,14 +279,21 @@ def build_split(out_dir: Path, dataset: str, split: str, parsed: ParsedSource, c
             shard_hash = hashlib.sha256(f"{input_hash}:{dataset}/{split}:{kind}:{index}:{start}:{stop}".encode()).hexdigest()
             futures[(kind, index)] = (shard_hash, recs[start:stop],
                                       write_shard_task.submit(str(split_dir), kind, index, Opaque(recs[start:stop]), shard_hash))
-    entries: dict[str, list[dict]] = {"stage1": [], "fusion": []}
+    results: dict[tuple[str, int], dict] = {}
+    redo = {}
     for (kind, index), (shard_hash, recs, future) in tqdm(futures.items(), desc=f"{dataset}/{split}", unit="shard",
                                                           leave=False):
         entry = future.result()
         path = split_dir / entry["name"]
         if not path.is_file() or sha256_file(path) != entry["sha256"]:  # cached entry, file gone/changed
-            entry = write_shard_task.with_options(refresh_cache=True)(str(split_dir), kind, index, Opaque(recs), shard_hash)
-        entries[kind].append(entry)
+            redo[(kind, index)] = write_shard_task.with_options(refresh_cache=True).submit(
+                str(split_dir), kind, index, Opaque(recs), shard_hash)  # rewritten concurrently
+        else:
+            results[(kind, index)] = entry
+    results.update({key: future.result() for key, future in redo.items()})
+    entries: dict[str, list[dict]] = {"stage1": [], "fusion": []}
+    for kind, index in futures:
+        entries[kind].append(results[(kind, index)])
     shard_io.write_manifest(split_dir, dataset=dataset, split=split, input_hash=input_hash, shards=entries,
                             source_versions=shard_io.source_versions(parsed, versions),
                             generation=generation, skipped=parsed.skipped)
