@@ -35,7 +35,8 @@ import json
 import math
 import tarfile
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,50 @@ def _resize_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.BICUBIC))
 
 
+@dataclass(frozen=True)
+class PatchSpec:
+    """Pre-cut patches: each image (pair, triplet) is stored as ``per_image`` aligned ``size x size``
+    windows instead of whole, at seeded random positions. Training crops (e.g. 128 px) are then cut
+    from a 256 px patch, so a loader worker decodes a patch instead of a 1280x1024 image."""
+
+    size: int
+    per_image: int
+
+    @classmethod
+    def from_config(cls, value: dict | None) -> PatchSpec | None:
+        """``{size, per_image}`` of a data set's ``patches`` entry, or ``None``."""
+        if not value:
+            return None
+        unknown = set(value) - {"size", "per_image", "splits"}
+        if unknown:
+            raise ValueError(f"patches: unknown key(s) {sorted(unknown)}; valid: size, per_image, splits")
+        spec = cls(int(value["size"]), int(value["per_image"]))
+        if spec.size < 8 or spec.per_image < 1:
+            raise ValueError(f"patches: size must be >= 8 and per_image >= 1, got {value}")
+        return spec
+
+    def windows(self, height: int, width: int, key: str, seed: int = 0) -> list[tuple[int, int, int, int]]:
+        """``(top, left, h, w)`` of each patch of a ``height x width`` image; a side shorter than
+        ``size`` is taken whole. Positions depend only on ``seed`` and the sample ``key``."""
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "little"))
+        h, w = min(self.size, height), min(self.size, width)
+        return [(int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w)
+                for _ in range(self.per_image)]
+
+
+def patch_samples(key: str, images: dict[str, np.ndarray], meta: dict, spec: PatchSpec, seed: int = 0
+                  ) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The samples ``<key>_p<i>`` of the aligned patches of ``images`` (``{member name: array}``, one
+    size); each sample's JSON is ``meta`` plus its ``patch`` window ``[top, left, h, w]``."""
+    height, width = next(iter(images.values())).shape[:2]
+    for i, (top, left, h, w) in enumerate(spec.windows(height, width, key, seed)):
+        members = {name: encode_png(np.ascontiguousarray(image[top:top + h, left:left + w]))
+                   for name, image in images.items()}
+        members["json"] = json.dumps(meta | {"key": f"{key}_p{i}", "patch": [top, left, h, w]},
+                                     sort_keys=True).encode()
+        yield f"{key}_p{i}", members
+
+
 def stage1_sample(record: Stage1Record) -> dict[str, bytes]:
     """The tar members of one stage-1 triplet (``lq`` upsampled bicubically to ``hq``'s size if needed)."""
     hq = load_image(record.hq, record.modality)
@@ -73,6 +118,30 @@ def stage1_sample(record: Stage1Record) -> dict[str, bytes]:
         meta["lq_size"] = list(lq.shape[:2])
         lq = _resize_to(lq, hq.shape[:2])
     return {"lq.png": encode_png(lq), "hq.png": encode_png(hq), "json": json.dumps(meta, sort_keys=True).encode()}
+
+
+def stage1_patches(record: Stage1Record, spec: PatchSpec, seed: int = 0) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The patch samples of one stage-1 triplet (:func:`patch_samples`)."""
+    hq = load_image(record.hq, record.modality)
+    lq = load_image(record.lq, record.modality)
+    meta = {"task": record.task, "modality": record.modality, "modality_name": MODALITY_NAMES[record.modality],
+            "source": record.source, "name": record.name}
+    if lq.shape[:2] != hq.shape[:2]:
+        meta["lq_size"] = list(lq.shape[:2])
+        lq = _resize_to(lq, hq.shape[:2])
+    return patch_samples(record.key, {"lq.png": lq, "hq.png": hq}, meta, spec, seed)
+
+
+def fusion_patches(record: FusionRecord, spec: PatchSpec, seed: int = 0) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The patch samples of one fusion pair (:func:`patch_samples`; extra clean images and
+    degradation fields are not carried: patches are for training sets)."""
+    vi = load_image(record.vi, VISIBLE)
+    ir = load_image(record.ir, INFRARED)
+    meta = {"source": record.source, "name": record.name}
+    if ir.shape[:2] != vi.shape[:2]:
+        meta["ir_size"] = list(ir.shape[:2])
+        ir = _resize_to(ir, vi.shape[:2])
+    return patch_samples(record.key, {"ir.png": ir, "vi.png": vi}, meta, spec, seed)
 
 
 def fusion_sample(record: FusionRecord) -> dict[str, bytes]:
@@ -139,20 +208,29 @@ def shard_name(kind: str, index: int) -> str:
     return f"{kind}-{index:06d}.tar"
 
 
-def build_shard(directory: str | Path, kind: str, index: int, records: Sequence[Stage1Record | FusionRecord]) -> dict:
-    """Encode ``records`` one at a time into shard ``index`` of ``kind`` in ``directory``; returns its
-    entry for the manifest (with ``per_task`` counts for stage 1)."""
+def build_shard(directory: str | Path, kind: str, index: int, records: Sequence[Stage1Record | FusionRecord],
+                patches: PatchSpec | None = None, seed: int = 0) -> dict:
+    """Encode ``records`` one at a time into shard ``index`` of ``kind`` in ``directory`` (whole
+    images, or the pre-cut ``patches`` of each); returns its entry for the manifest (with
+    ``per_task`` counts for stage 1, in samples)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    encode = stage1_sample if kind == "stage1" else fusion_sample
-    # a generator: one sample encoded, written, dropped at a time (memory: one sample, not one shard)
-    entry = write_shard(directory / shard_name(kind, index), ((r.key, encode(r)) for r in records))
+    # a generator: one sample encoded, written, dropped at a time (memory: one image, not one shard)
+    if patches is None:
+        encode = stage1_sample if kind == "stage1" else fusion_sample
+        samples: Iterable = ((r.key, encode(r)) for r in records)
+    else:
+        cut = stage1_patches if kind == "stage1" else fusion_patches
+        samples = (sample for r in records for sample in cut(r, patches, seed))
+    entry = write_shard(directory / shard_name(kind, index), samples)
+    per_record = patches.per_image if patches else 1
     if kind == "stage1":
-        entry["per_task"] = dict(sorted(Counter(f"{r.task}/{MODALITY_NAMES[r.modality]}" for r in records).items()))
+        counts = Counter(f"{r.task}/{MODALITY_NAMES[r.modality]}" for r in records)
+        entry["per_task"] = {task: n * per_record for task, n in sorted(counts.items())}
     else:
         tasks = Counter(f"{r.extra['vi_task']}+{r.extra['ir_task']}" for r in records if "vi_task" in r.extra)
         if tasks:
-            entry["per_task"] = dict(sorted(tasks.items()))
+            entry["per_task"] = {task: n * per_record for task, n in sorted(tasks.items())}
     return entry
 
 
@@ -235,10 +313,23 @@ def manifest_shard_paths(split_dir: str | Path, kind: str | None = None) -> list
     return [split_dir / e["name"] for k in kinds for e in manifest.get(k, {}).get("shards", [])]
 
 
-def generation_params(config: dict) -> dict:
-    """The generation parameters recorded in manifests (and hashed): seed and shard sizing."""
-    return {"seed": config.get("seed", 0), "samples_per_shard": int(config.get("samples_per_shard", 256)),
-            "min_shards": int(config.get("min_shards", 2)), "png_compress_level": PNG_COMPRESS_LEVEL}
+def generation_params(config: dict, dataset: str | None = None, split: str | None = None) -> dict:
+    """The generation parameters recorded in manifests (and hashed): seed, shard sizing and, when the
+    data set's (or derived set's) entry asks for them for this split, its pre-cut ``patches`` (:class:`PatchSpec`;
+    ``patches.splits``, default ``[train]``: evaluation splits stay whole)."""
+    generation = {"seed": config.get("seed", 0), "samples_per_shard": int(config.get("samples_per_shard", 256)),
+                  "min_shards": int(config.get("min_shards", 2)), "png_compress_level": PNG_COMPRESS_LEVEL}
+    entry = ((config.get("datasets") or {}).get(dataset) or (config.get("derived") or {}).get(dataset)) if dataset else None
+    patches = (entry or {}).get("patches")
+    spec = PatchSpec.from_config(patches) if split in (patches or {}).get("splits", ["train"]) else None
+    if spec is not None:
+        generation["patches"] = {"size": spec.size, "per_image": spec.per_image}
+    return generation
+
+
+def patch_spec(generation: dict) -> PatchSpec | None:
+    """The :class:`PatchSpec` of :func:`generation_params`' result, or ``None`` (whole images)."""
+    return PatchSpec.from_config(generation.get("patches"))
 
 
 def split_records(parsed, split: str) -> dict[str, list]:
@@ -258,19 +349,19 @@ def write_parsed_split(out_dir: str | Path, dataset: str, split: str, parsed, co
     Prefect flow does with concurrent tasks). Returns ``{"stage1"/"fusion": count, "rewritten": bool}``."""
     from tqdm import tqdm
 
-    generation = generation_params(config or {})
+    generation = generation_params(config or {}, dataset, split)
     split_dir = Path(out_dir) / "shards" / dataset / split
     records = split_records(parsed, split)
     keys = {kind: [r.key for r in recs] for kind, recs in records.items()}
     input_hash = split_input_hash(parsed.fingerprint, generation, keys)
-    counts: dict = {kind: len(recs) for kind, recs in records.items() if recs}
+    counts: dict = {kind: len(recs) * (generation.get("patches") or {}).get("per_image", 1) for kind, recs in records.items() if recs}
     if split_is_current(split_dir, input_hash):
         return counts | {"rewritten": False}
     entries: dict[str, list[dict]] = {"stage1": [], "fusion": []}
     jobs = [(kind, i, recs[a:b]) for kind, recs in records.items()
             for i, (a, b) in enumerate(plan_shards(len(recs), generation["samples_per_shard"], generation["min_shards"]))]
     for kind, index, recs in tqdm(jobs, desc=f"{dataset}/{split}", unit="shard", leave=False):
-        entries[kind].append(build_shard(split_dir, kind, index, recs))
+        entries[kind].append(build_shard(split_dir, kind, index, recs, patch_spec(generation), generation["seed"]))
     write_manifest(split_dir, dataset=dataset, split=split, input_hash=input_hash, shards=entries,
                    source_versions=source_versions(parsed, versions),
                    generation=generation, skipped=parsed.skipped)

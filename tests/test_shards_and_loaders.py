@@ -27,6 +27,7 @@ from lure.data.loaders import (
     stage1_loader,
 )
 from lure.fileio import sha256_file
+from lure.image_io import decode_image
 from lure.text.vocabulary import INFRARED, VISIBLE
 from tests.data_fixtures import trees
 
@@ -268,3 +269,37 @@ def test_paired_flips_are_independent_and_shared_by_both_images():
         transform.set_random_seed(seed)
         assert np.array_equal(apply_pair(transform, image, image.copy())[0], first)
     assert len(seen) == 4 and min(seen.values()) >= 6, seen
+
+
+def test_pre_cut_patches_store_aligned_windows_and_feed_the_loader(tmp_path):
+    """A data set with ``patches: {size, per_image}`` is stored as that many aligned, seeded windows
+    per pair (keys ``<key>_p<i>``), which the training loader crops like whole images."""
+    from data_prep.shards import PatchSpec, fusion_sample, write_parsed_split
+    from data_prep.sources import get_parser
+
+    root = trees.folder_tree(tmp_path / "pairs", n=3)
+    parsed = get_parser("folder")(str(root), name="pairs", split="train")
+    config = {"seed": 0, "samples_per_shard": 4, "min_shards": 1,
+              "datasets": {"pairs": {"source": "folder", "patches": {"size": 16, "per_image": 3}}}}
+    counts = write_parsed_split(tmp_path / "out", "pairs", "train", parsed, config)
+    assert counts["fusion"] == 9
+    split = tmp_path / "out" / "shards" / "pairs" / "train"
+    samples = list(iter_fusion_pairs(split))
+    assert [key for key, _, _ in samples][:3] == [f"{parsed.fusion['train'][0].key}_p{i}" for i in range(3)]
+    record = parsed.fusion["train"][0]
+    whole = fusion_sample(record)
+    full_ir = decode_image(whole["ir.png"])
+    for i, (_key, ir, vi) in enumerate(samples[:3]):
+        top, left, h, w = PatchSpec(16, 3).windows(*full_ir.shape[:2], record.key)[i]
+        assert ir.shape == (h, w) and vi.shape == (h, w, 3)
+        assert np.array_equal(ir, full_ir[top:top + h, left:left + w])  # aligned with the whole image
+    again = write_parsed_split(tmp_path / "again", "pairs", "train", parsed, config)
+    assert again["fusion"] == 9
+    first = sorted(p.read_bytes() for p in split.glob("*.tar"))
+    assert first == sorted(p.read_bytes() for p in (tmp_path / "again/shards/pairs/train").glob("*.tar"))
+    batch = next(iter(fusion_loader(shard_urls(split), crop=8, batch_size=4, workers=0, seed=0)))
+    assert batch["ir"].shape == (4, 3, 8, 8)
+    # evaluation splits stay whole unless patches.splits names them
+    test = get_parser("folder")(str(root), name="pairs", split="test")
+    assert write_parsed_split(tmp_path / "out", "pairs", "test", test, config)["fusion"] == 3
+    assert next(iter_fusion_pairs(tmp_path / "out/shards/pairs/test"))[1].shape == (40, 48)

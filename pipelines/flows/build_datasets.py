@@ -222,9 +222,13 @@ def _shard_cache_key(context, parameters: dict) -> str:
 
 
 @task(name="write-shard", cache_key_fn=_shard_cache_key, persist_result=True, retries=1, retry_delay_seconds=1)
-def write_shard_task(directory: str, kind: str, index: int, records: Opaque, shard_hash: str) -> dict:
-    """Encode and atomically write one shard; returns its manifest entry (cached by ``shard_hash``)."""
-    return shard_io.build_shard(directory, kind, index, records.value)
+def write_shard_task(directory: str, kind: str, index: int, records: Opaque, shard_hash: str,
+                     generation: dict | None = None) -> dict:
+    """Encode and atomically write one shard; returns its manifest entry (cached by ``shard_hash``,
+    which covers ``generation``)."""
+    generation = generation or {}
+    return shard_io.build_shard(directory, kind, index, records.value, shard_io.patch_spec(generation),
+                                int(generation.get("seed", 0)))
 
 
 # ----------------------------------------------------------------------------- building
@@ -244,7 +248,7 @@ def _merge(parts: list[ParsedSource]) -> ParsedSource:
 
 def parse_dataset(name: str, entry: dict, roots: list[str | None], seed: int) -> ParsedSource:
     """Run the dataset's parser on each root and merge the results."""
-    options = {k: v for k, v in entry.items() if k not in ("source", "root", "registry", "optional")}
+    options = {k: v for k, v in entry.items() if k not in ("source", "root", "registry", "optional", "patches")}
     parser = get_parser(entry.get("source", name))
     if entry.get("source") == "demo":
         options.setdefault("seed", seed)
@@ -263,10 +267,10 @@ def build_split(out_dir: Path, dataset: str, split: str, parsed: ParsedSource, c
     log = _log()
     split_dir = out_dir / "shards" / dataset / split
     records = shard_io.split_records(parsed, split)
-    generation = shard_io.generation_params(config)
+    generation = shard_io.generation_params(config, dataset, split)
     keys = {kind: [r.key for r in recs] for kind, recs in records.items()}
     input_hash = shard_io.split_input_hash(parsed.fingerprint, generation, keys)
-    counts = {kind: len(recs) for kind, recs in records.items() if recs}
+    counts = {kind: len(recs) * (generation.get("patches") or {}).get("per_image", 1) for kind, recs in records.items() if recs}
     if shard_io.split_is_current(split_dir, input_hash):
         log.info("%s/%s: unchanged (manifest input hash matches), nothing rewritten", dataset, split)
         return counts
@@ -278,7 +282,8 @@ def build_split(out_dir: Path, dataset: str, split: str, parsed: ParsedSource, c
             # no location in the key: a cached entry whose file is missing or differs is rewritten below
             shard_hash = hashlib.sha256(f"{input_hash}:{dataset}/{split}:{kind}:{index}:{start}:{stop}".encode()).hexdigest()
             futures[(kind, index)] = (shard_hash, recs[start:stop],
-                                      write_shard_task.submit(str(split_dir), kind, index, Opaque(recs[start:stop]), shard_hash))
+                                      write_shard_task.submit(str(split_dir), kind, index, Opaque(recs[start:stop]), shard_hash,
+                                                              generation))
     results: dict[tuple[str, int], dict] = {}
     redo = {}
     for (kind, index), (shard_hash, recs, future) in tqdm(futures.items(), desc=f"{dataset}/{split}", unit="shard",
@@ -287,7 +292,7 @@ def build_split(out_dir: Path, dataset: str, split: str, parsed: ParsedSource, c
         path = split_dir / entry["name"]
         if not path.is_file() or sha256_file(path) != entry["sha256"]:  # cached entry, file gone/changed
             redo[(kind, index)] = write_shard_task.with_options(refresh_cache=True).submit(
-                str(split_dir), kind, index, Opaque(recs), shard_hash)  # rewritten concurrently
+                str(split_dir), kind, index, Opaque(recs), shard_hash, generation)  # rewritten concurrently
         else:
             results[(kind, index)] = entry
     results.update({key: future.result() for key, future in redo.items()})
