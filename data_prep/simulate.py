@@ -11,24 +11,7 @@ SOTS side by side), so the paper's ``data.datasets`` entries can point at ``DIR/
 ``root:`` (:func:`flow_config`; ``--config-out`` writes that ``data`` section as JSON for
 ``python -m pipelines.flows.build_datasets run --config``).
 
-Layouts (the variant each parser documents as published; * = count scaled by ``F``):
-
-* ``lol``: ``LOLdataset/{our485,eval15}/{low,high}/<n>.png`` — 485*/15* pairs, 600x400 RGB;
-* ``reside-its``: ``ITS/clear/<id>.png`` (1399*) and ``ITS/hazy/<id>_<k>_<A>.png`` (10 per clear), 620x460;
-* ``reside-ots``: ``OTS/clear/<id>.jpg`` (8970*) and ``OTS/hazy/<id>_<A>_<beta>.jpg`` (35 per clear), sizes vary;
-* ``reside-sots``: ``SOTS/indoor/{gt/<id>.png, hazy/<id>_<k>.png}`` (50* x 10, 620x460) and
-  ``SOTS/outdoor/{gt/<id>.png, hazy/<id>_<A>_<beta>.jpg}`` (500* x 1, sizes vary);
-* ``exposure-errors``: ``Exposure_Errors/{training,validation,testing}/INPUT_IMAGES/<name>_{0,N1,N1.5,P1,P1.5}.JPG``
-  (3535*/150*/1181* scenes x 5), ``GT_IMAGES/<name>.jpg`` (training, validation) and
-  ``expert_{a..e}_testing_set/<name>.jpg`` (testing);
-* ``ems``: ``EMS/train/<degradation>/{Infrared,Infrared_gt,Visible,Visible_gt}/<id>.png`` + ``text/<id>.txt``
-  for each degradation of ``scale.degradations``, and ``EMS/eval/{Infrared,Visible}/<id>.png``;
-* ``llvip``: ``LLVIP/{infrared,visible}/{train,test}/<id>.jpg`` — 12025*/3463* pairs, 1280x1024,
-  infrared stored as 3-channel grey JPEG (as published);
-* ``msrs``: ``MSRS-main/{train,test}/{ir,vi}/<id>{D,N}.png`` — 1083*/361* pairs, 640x480, ir 8-bit grey;
-* ``m3fd``: ``M3FD_Fusion/{Ir,Vis}/<id>.png`` — 300* pairs, 1024x768;
-* ``roadscene``: ``RoadScene-master/{cropinfrared,crop_LR_visible}/FLIR_<id>.jpg`` — 221* pairs,
-  sizes vary (351-622 x 161-459), infrared single-channel JPEG.
+The layouts, one per data set: docs/data-layout.md#simulated-paper-data-sets.
 
 Content: each scene is :func:`data_prep.sources.demo.render_scene` rendered at a small size
 (96 px high), upsampled bicubically to the published size, plus seeded sensor noise; degraded
@@ -59,16 +42,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from data_prep.download import load_registry
-from data_prep.sources.demo import render_scene
+from data_prep.simulated_content import content, save, scene
 
 VERSION = "sim-v1"
 MARKER = ".lure-sim.json"
-BASE_HEIGHT = 96
-JPEG_QUALITY = 95
-PNG_LEVEL = 1
 #: registry id -> (paper data set name, published top folder)
 TARGETS = {
     "lol": ("lol", "LOLdataset"),
@@ -104,63 +83,6 @@ def image_seed(seed: int, *parts: object) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
-# ----------------------------------------------------------------------------- content
-def scene(seed: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """A clean aligned scene ``(ir HxW, vi HxWx3)`` uint8 at ``width x height``, deterministic in ``seed``."""
-    w0 = max(16, round(BASE_HEIGHT * width / height))
-    ir, vi = render_scene(seed, BASE_HEIGHT, w0)
-    ir = np.asarray(Image.fromarray(ir).resize((width, height), Image.BICUBIC))
-    vi = np.asarray(Image.fromarray(vi).resize((width, height), Image.BICUBIC))
-    rng = np.random.default_rng(seed ^ 0x5EED)
-    return _noisy(ir, rng, 2), _noisy(vi, rng, 2)
-
-
-def _noisy(image: np.ndarray, rng: np.random.Generator, amplitude: int) -> np.ndarray:
-    noise = rng.integers(-amplitude, amplitude + 1, image.shape, dtype=np.int16)
-    return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-
-
-def _scale(image: np.ndarray, gain: float, offset: float = 0.0) -> np.ndarray:
-    return np.clip(image.astype(np.float32) * gain + offset + 0.5, 0, 255).astype(np.uint8)
-
-
-def dark(vi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Low light: gain 0.05-0.2 and sensor noise."""
-    return _noisy(_scale(vi, rng.uniform(0.05, 0.2)), rng, 3)
-
-
-def hazy(vi: np.ndarray, airlight: float, beta: float) -> np.ndarray:
-    """Haze ``I = J t + A (1 - t)`` with a depth proxy growing towards the top of the image."""
-    h = vi.shape[0]
-    depth = np.linspace(3.0, 0.5, h, dtype=np.float32)[:, None, None]
-    t = np.exp(-beta * 4.0 * depth)
-    return np.clip(vi.astype(np.float32) * t + 255.0 * airlight * (1 - t) + 0.5, 0, 255).astype(np.uint8)
-
-
-def exposed(vi: np.ndarray, ev: float) -> np.ndarray:
-    """An exposure-value change of ``ev`` stops (gain ``2**ev``, clipped)."""
-    return _scale(vi, 2.0**ev)
-
-
-def low_contrast(ir: np.ndarray) -> np.ndarray:
-    return _scale(ir, 0.35, 128 * 0.65 - 20)
-
-
-def save(path: Path, image: np.ndarray, mode: str) -> None:
-    """Write ``image`` as ``mode`` (``L`` or ``RGB``; grey arrays repeated for RGB) in the suffix's format."""
-    if mode == "RGB" and image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    elif mode == "L" and image.ndim == 3:
-        image = np.asarray(Image.fromarray(image).convert("L"))
-    suffix = path.suffix.lower()
-    if suffix in (".jpg", ".jpeg"):
-        Image.fromarray(image).save(path, format="JPEG", quality=JPEG_QUALITY)
-    elif suffix == ".png":
-        Image.fromarray(image).save(path, format="PNG", compress_level=PNG_LEVEL)
-    else:
-        raise ValueError(f"simulate: unsupported suffix {path.suffix!r}")
-
-
 def varied_size(seed: int, typical: list[int], size_range: list[list[int]] | None) -> tuple[int, int]:
     """``typical`` or, when the registry gives a range, a seeded size inside it."""
     if not size_range:
@@ -176,30 +98,8 @@ def _pair_job(seed: int, size: tuple[int, int], files: list[tuple[str, str, str]
     ir, vi = scene(seed, *size)
     rng = np.random.default_rng(seed ^ 0xD1E)
     for path, what, mode in files:
-        save(Path(path), _content(what, ir, vi, rng), mode)
+        save(Path(path), content(what, ir, vi, rng), mode)
     return len(files)
-
-
-def _content(what: str, ir: np.ndarray, vi: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    kind, _, arg = what.partition(":")
-    if kind == "ir":
-        return ir
-    if kind == "vi":
-        return vi
-    if kind == "dark":
-        return dark(vi, rng)
-    if kind == "haze":
-        airlight, beta = (float(x) for x in arg.split(","))
-        return hazy(vi, airlight, beta)
-    if kind == "ev":
-        return exposed(vi, float(arg))
-    if kind == "ir_lc":
-        return low_contrast(ir)
-    if kind == "ir_noise":
-        return _noisy(ir, rng, 12)
-    if kind == "vi_noise":
-        return _noisy(vi, rng, 12)
-    raise ValueError(f"simulate: unknown content {what!r}")
 
 
 Job = tuple[int, tuple[int, int], list[tuple[str, str, str]]]

@@ -13,7 +13,7 @@ Two consumers:
   (``python -m <module>``), written with whole folders where every source file of a folder is in
   the closure. ``python -m lure.code_deps check`` reports disagreements (a test runs it);
   ``python -m lure.code_deps write`` rewrites the code deps in place, leaving data deps alone.
-* the training resume fingerprint (:func:`lure.training.trainer.code_digest`): a sha256 over the
+* the training resume fingerprint (:func:`lure.training.resume.code_digest`): a sha256 over the
   bytes of the training entry's closure.
 """
 

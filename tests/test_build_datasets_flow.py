@@ -21,7 +21,8 @@ import pytest
 from data_prep.download import ChecksumError, ManualDownloadRequired
 from lure.data.loaders import iter_degraded_pairs, iter_fusion_pairs, shard_urls
 from lure.paths import REPO_ROOT
-from pipelines.flows.build_datasets import build_datasets, make_task_runner
+from pipelines.flows.build_datasets import build_datasets
+from pipelines.flows.task_runners import make_task_runner
 from tests.data_fixtures import trees
 
 SMALL_DEMO = {"source": "demo", "train": 4, "test": 2}

@@ -95,7 +95,7 @@ def test_same_seed_same_metrics(demo_data, tmp_path):
 def test_code_digest_follows_the_training_code_only(tmp_path):
     import shutil
 
-    from lure.training.trainer import code_digest
+    from lure.training.resume import code_digest
 
     repo = Path(__file__).resolve().parents[1]
     for package in ("lure", "data_prep", "pipelines"):

@@ -56,14 +56,12 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
 from tqdm import tqdm
 
 from data_prep import derived as derived_sets
@@ -73,6 +71,7 @@ from data_prep.sources import ParsedSource, get_parser
 from data_prep.sources.base import portable_messages
 from lure.fileio import atomic_write_text, sha256_file
 from lure.paths import REPO_ROOT, shared_data_dir
+from pipelines.flows.task_runners import make_task_runner
 
 DEMO_CONFIG: dict[str, Any] = {
     "seed": 0,
@@ -145,31 +144,6 @@ def portable_root(root: str) -> str:
         return root
     path = Path(root).expanduser()
     return path.name if path.is_absolute() else path.as_posix()
-
-
-def make_task_runner(name: str | None, options: dict | None = None):
-    """The task runner called ``name`` (``threads``/``local``/``None``, ``dask``, ``ray``)."""
-    options = dict(options or {})
-    if name in (None, "", "threads", "local", "thread"):
-        # one thread per core unless told otherwise: Prefect's default is one thread per task, and a
-        # split of hundreds of shards would then hold hundreds of shards' images at once
-        options.setdefault("max_workers", os.cpu_count() or 1)
-        return ThreadPoolTaskRunner(**options)
-    if name == "dask":
-        try:
-            from prefect_dask import DaskTaskRunner
-        except ImportError as err:
-            raise ImportError("task_runner 'dask' needs prefect-dask: pip install prefect-dask "
-                              "(and dask.distributed); or set data.task_runner: threads") from err
-        return DaskTaskRunner(**options)
-    if name == "ray":
-        try:
-            from prefect_ray import RayTaskRunner
-        except ImportError as err:
-            raise ImportError("task_runner 'ray' needs prefect-ray: pip install prefect-ray; "
-                              "or set data.task_runner: threads") from err
-        return RayTaskRunner(**options)
-    raise ValueError(f"unknown task_runner {name!r}; use threads, dask or ray")
 
 
 # ----------------------------------------------------------------------------- tasks
