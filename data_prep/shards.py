@@ -108,8 +108,8 @@ def patch_samples(key: str, images: dict[str, np.ndarray], meta: dict, spec: Pat
         yield f"{key}_p{i}", members
 
 
-def stage1_sample(record: Stage1Record) -> dict[str, bytes]:
-    """The tar members of one stage-1 triplet (``lq`` upsampled bicubically to ``hq``'s size if needed)."""
+def _stage1_arrays(record: Stage1Record) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(lq, hq, meta)`` of one triplet, ``lq`` upsampled bicubically to ``hq``'s size if needed."""
     hq = load_image(record.hq, record.modality)
     lq = load_image(record.lq, record.modality)
     meta = {"key": record.key, "task": record.task, "modality": record.modality,
@@ -117,41 +117,42 @@ def stage1_sample(record: Stage1Record) -> dict[str, bytes]:
     if lq.shape[:2] != hq.shape[:2]:
         meta["lq_size"] = list(lq.shape[:2])
         lq = _resize_to(lq, hq.shape[:2])
-    return {"lq.png": encode_png(lq), "hq.png": encode_png(hq), "json": json.dumps(meta, sort_keys=True).encode()}
+    return lq, hq, meta
 
 
-def stage1_patches(record: Stage1Record, spec: PatchSpec, seed: int = 0) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """The patch samples of one stage-1 triplet (:func:`patch_samples`)."""
-    hq = load_image(record.hq, record.modality)
-    lq = load_image(record.lq, record.modality)
-    meta = {"task": record.task, "modality": record.modality, "modality_name": MODALITY_NAMES[record.modality],
-            "source": record.source, "name": record.name}
-    if lq.shape[:2] != hq.shape[:2]:
-        meta["lq_size"] = list(lq.shape[:2])
-        lq = _resize_to(lq, hq.shape[:2])
-    return patch_samples(record.key, {"lq.png": lq, "hq.png": hq}, meta, spec, seed)
-
-
-def fusion_patches(record: FusionRecord, spec: PatchSpec, seed: int = 0) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """The patch samples of one fusion pair (:func:`patch_samples`; extra clean images and
-    degradation fields are not carried: patches are for training sets)."""
-    vi = load_image(record.vi, VISIBLE)
-    ir = load_image(record.ir, INFRARED)
-    meta = {"source": record.source, "name": record.name}
-    if ir.shape[:2] != vi.shape[:2]:
-        meta["ir_size"] = list(ir.shape[:2])
-        ir = _resize_to(ir, vi.shape[:2])
-    return patch_samples(record.key, {"ir.png": ir, "vi.png": vi}, meta, spec, seed)
-
-
-def fusion_sample(record: FusionRecord) -> dict[str, bytes]:
-    """The tar members of one fusion pair (infrared resized to the visible size if they differ)."""
+def _fusion_arrays(record: FusionRecord) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(ir, vi, meta)`` of one pair, infrared resized to the visible size if they differ."""
     vi = load_image(record.vi, VISIBLE)
     ir = load_image(record.ir, INFRARED)
     meta = {"key": record.key, "source": record.source, "name": record.name}
     if ir.shape[:2] != vi.shape[:2]:
         meta["ir_size"] = list(ir.shape[:2])
         ir = _resize_to(ir, vi.shape[:2])
+    return ir, vi, meta
+
+
+def stage1_sample(record: Stage1Record) -> dict[str, bytes]:
+    """The tar members of one stage-1 triplet (``lq`` upsampled bicubically to ``hq``'s size if needed)."""
+    lq, hq, meta = _stage1_arrays(record)
+    return {"lq.png": encode_png(lq), "hq.png": encode_png(hq), "json": json.dumps(meta, sort_keys=True).encode()}
+
+
+def stage1_patches(record: Stage1Record, spec: PatchSpec, seed: int = 0) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The patch samples of one stage-1 triplet (:func:`patch_samples`)."""
+    lq, hq, meta = _stage1_arrays(record)
+    return patch_samples(record.key, {"lq.png": lq, "hq.png": hq}, meta, spec, seed)
+
+
+def fusion_patches(record: FusionRecord, spec: PatchSpec, seed: int = 0) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """The patch samples of one fusion pair (:func:`patch_samples`; extra clean images and
+    degradation fields are not carried: patches are for training sets)."""
+    ir, vi, meta = _fusion_arrays(record)
+    return patch_samples(record.key, {"ir.png": ir, "vi.png": vi}, meta, spec, seed)
+
+
+def fusion_sample(record: FusionRecord) -> dict[str, bytes]:
+    """The tar members of one fusion pair (infrared resized to the visible size if they differ)."""
+    ir, vi, meta = _fusion_arrays(record)
     members = {"ir.png": encode_png(ir), "vi.png": encode_png(vi)}
     for name, value in record.extra.items():
         if name in ("ir_clean", "vi_clean"):

@@ -227,17 +227,11 @@ def _unit_float(image: np.ndarray, name: str) -> np.ndarray:
 
 
 def to_tensor(image: np.ndarray, channels: int = 3) -> torch.Tensor:
-    """uint8/uint16 ``HxW``/``HxWx1``/``HxWx3`` -> float ``(1, channels, H, W)`` in [0, 1]; a
-    channel-count change averages the channels."""
-    array = _unit_float(image, "image")
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected an HxW or HxWx{{1,3}} image, got shape {image.shape}")
-    array = array[:, :, :3]
-    tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1))).unsqueeze(0)
-    if tensor.shape[1] != channels:
-        tensor = tensor.mean(1, keepdim=True).expand(-1, channels, -1, -1) if channels in (1, 3) else tensor
+    """uint8/uint16 ``HxW``/``HxWx1``/``HxWx3`` -> float ``(1, channels, H, W)`` in [0, 1]
+    (:func:`visible_tensor`; a channel-count change averages the channels)."""
+    tensor = visible_tensor(image)
+    if tensor.shape[1] != channels and channels in (1, 3):
+        tensor = tensor.mean(1, keepdim=True).expand(-1, channels, -1, -1)
     return tensor.contiguous()
 
 

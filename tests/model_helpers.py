@@ -99,3 +99,15 @@ def fit_demo_niqe_params(path: Path, scenes: int = 6, seed: int = 100) -> Path:
     np.savez(path, mu_pris_param=feats.mean(axis=0)[None], cov_pris_param=np.cov(feats, rowvar=False),
              gaussian_window=window)
     return path
+
+
+def write_demo_shards(root: Path, samples_per_shard: int, min_shards: int) -> Path:
+    """Demo shards (8 training and 4 test scenes at 64x80) under ``root``, written without Prefect."""
+    from data_prep.shards import write_parsed_split
+    from data_prep.sources import get_parser
+
+    parsed = get_parser("demo")(None, train=8, test=4, height=64, width=80)
+    for split in ("train", "test"):
+        write_parsed_split(root, "demo", split, parsed, {"samples_per_shard": samples_per_shard,
+                                                         "min_shards": min_shards})
+    return root

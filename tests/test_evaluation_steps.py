@@ -136,7 +136,7 @@ def test_seed_rule_is_shared_with_the_shards_and_imports_no_parser(tmp_path):
     assert 0 <= sample_seed(0, "k", "ll") < 2**32
     code = (
         "import sys, numpy as np\n"
-        "import lure.evaluation.runner as r\n"
+        "import lure.evaluation.runner\nimport lure.evaluation.pair_sets as r\n"
         "ir = np.zeros((32, 48), np.uint8); vi = np.zeros((32, 48, 3), np.uint8)\n"
         f"s, origin = r.degraded_samples(r.PairSet('folder:x', 'x', [('k', ir, vi)]), 'll+lc', {str(tmp_path)!r}, 0)\n"
         "assert len(s) == 1 and 'on the fly' in origin\n"

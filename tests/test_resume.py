@@ -13,23 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from data_prep.shards import write_parsed_split
-from data_prep.sources import get_parser
 from lure.checkpoint import read_checkpoint
 from lure.data.loaders import fusion_loader, shard_urls, stage1_loader
 from lure.training import trainer as trainer_module
 from lure.training.trainer import StageOutputs, train
+from tests.model_helpers import write_demo_shards
 from tests.test_training import tiny_params
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory) -> Path:
     """Demo shards: 8 training scenes in 2 shards per kind, 4 test scenes."""
-    root = tmp_path_factory.mktemp("data")
-    parsed = get_parser("demo")(None, train=8, test=4, height=64, width=80)
-    for split in ("train", "test"):
-        write_parsed_split(root, "demo", split, parsed, {"samples_per_shard": 24, "min_shards": 2})
-    return root
+    return write_demo_shards(tmp_path_factory.mktemp("data"), samples_per_shard=24, min_shards=2)
 
 
 def _same(a: list[dict], b: list[dict]) -> bool:

@@ -22,6 +22,7 @@ from lure.checkpoint import read_checkpoint
 from lure.config import load_params
 from lure.paths import REPO_ROOT
 from lure.training.trainer import NonFiniteLossError, StageOutputs, train
+from tests.model_helpers import write_demo_shards
 
 TINY_MODEL = {
     "widths": [8, 16, 16, 16], "latent_channels": [4, 8, 8, 8], "base_blocks": [1, 1, 1, 1],
@@ -33,11 +34,7 @@ TINY_MODEL = {
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory) -> Path:
     """Small demo shards (train + test splits) written without Prefect."""
-    root = tmp_path_factory.mktemp("data")
-    parsed = get_parser("demo")(None, train=8, test=4, height=64, width=80)
-    for split in ("train", "test"):
-        write_parsed_split(root, "demo", split, parsed, {"samples_per_shard": 64, "min_shards": 1})
-    return root
+    return write_demo_shards(tmp_path_factory.mktemp("data"), samples_per_shard=64, min_shards=1)
 
 
 def tiny_params(**overrides) -> dict:

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from lure.evaluation.config import EvaluationConfig
-from lure.evaluation.pair_sets import PairSet, PairSets, degraded_samples, load_pair_set, resolve_path, slug
+from lure.evaluation.pair_sets import PairSets, resolve_path, slug
 from lure.evaluation.report import Report
-from lure.evaluation.scoring import Scorer, psnr_255
+from lure.evaluation.scoring import Scorer
 from lure.evaluation.sections import (
     Evaluation,
     degraded_section,
@@ -44,17 +44,7 @@ from lure.evaluation.sections import (
 from lure.inference import Fuser
 from lure.text.vocabulary import DEGRADED_EVAL_TASKS
 
-# PairSet, Scorer, degraded_samples, load_pair_set, psnr_255 and slug: re-exported from their modules
-__all__ = [
-    "DEGRADED_TASKS",
-    "PairSet",
-    "Scorer",
-    "degraded_samples",
-    "evaluate",
-    "load_pair_set",
-    "psnr_255",
-    "slug",
-]
+__all__ = ["DEGRADED_TASKS", "evaluate"]
 
 DEGRADED_TASKS = DEGRADED_EVAL_TASKS  # name -> (visible task, infrared task)
 
