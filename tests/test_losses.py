@@ -208,3 +208,36 @@ def test_stage2_objective_selects_its_term():
         Stage2Objective(model, weights(0.5, "clip"))
     with pytest.raises(ValueError, match="VGG16"):
         Stage2Objective(model, weights(0.5, "vgg"))
+
+
+def test_stage2_objective_degradation_aware_targets_the_clean_sources():
+    """Degraded batches: the loss compares the fusion with the clean crops, and the consistency
+    term is the L1 distance to the fusion of the clean pair (zero when the inputs are clean)."""
+    from lure.training.config import Stage2LossWeights
+    from lure.training.losses import color_loss
+    from lure.training.objectives import Stage2Objective
+    from tests.model_helpers import seeded_demo_model
+
+    model = seeded_demo_model(5)
+    model.set_stage("stage2")
+    g = torch.Generator().manual_seed(4)
+    vi_clean, ir_clean = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+    vi, ir = vi_clean * 0.2, ir_clean * 0.5 + 0.25  # low light, low contrast
+    t_vi, t_ir, pd_vi, pd_ir = (torch.randn(2, 384, generator=g) for _ in range(4))
+    weights = Stage2LossWeights(gradient_weight=2.0, perceptual_weight=0.0, intensity_weight=0.0,
+                                perceptual="none", perceptual_temperature=None, consistency_weight=0.5)
+    objective = Stage2Objective(model, weights)
+    total, parts = objective(vi, ir, t_vi, t_ir, vi_clean, ir_clean, pd_vi, pd_ir)
+    assert set(parts) == {"color", "grad", "consistency"}
+    with torch.no_grad():
+        fused = model(vi, ir, t_vi, t_ir)
+        reference = model(vi_clean, ir_clean, pd_vi, pd_ir)
+    torch.testing.assert_close(parts["color"], color_loss(fused, vi_clean), rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(parts["color"], color_loss(fused, vi), rtol=1e-3)  # not the degraded input
+    torch.testing.assert_close(parts["consistency"], (fused - reference).abs().mean(), rtol=1e-4, atol=1e-6)
+    assert float(parts["consistency"]) > 1e-3
+    total.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.fusion.parameters())
+    # the clean pair with its pseudo descriptions is its own reference
+    _, clean_parts = objective(vi_clean, ir_clean, pd_vi, pd_ir, vi_clean, ir_clean, pd_vi, pd_ir)
+    assert float(clean_parts["consistency"]) < 1e-6

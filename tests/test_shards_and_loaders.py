@@ -198,6 +198,34 @@ def test_loaders_with_workers(demo_shards):
     assert sorted(k for b in fl for k in b["key"]) == sorted(keys)  # a second epoch works
 
 
+def test_degraded_fusion_batches(demo_shards):
+    """Degradation-aware stage 2: degraded pairs carry their tasks and clean crops, the draws are a
+    function of the seed (not of the workers), and degraded_fraction 0 is the plain loader."""
+    from lure.data.loaders import DEGRADED_PAIR_TASKS
+
+    split = demo_shards / "demo/train"
+    plain = list(fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1))
+    assert "vi_task" not in plain[0]
+    all_degraded = [list(fusion_loader(split, crop=32, batch_size=3, workers=w, seed=1, degraded_fraction=1.0))
+                    for w in (0, 2)]
+    for a, b in zip(*all_degraded, strict=True):
+        assert a["key"] == b["key"] and a["vi_task"] == b["vi_task"] and torch.equal(a["ir"], b["ir"])
+    for batch, clean in zip(all_degraded[0], plain, strict=True):
+        assert torch.equal(batch["vi_clean"], clean["vi"]) and torch.equal(batch["ir_clean"], clean["ir"])
+        for i, tasks in enumerate(zip(batch["vi_task"], batch["ir_task"], strict=True)):
+            assert tasks in DEGRADED_PAIR_TASKS
+            if tasks[0] != "pd":
+                assert not torch.equal(batch["vi"][i], batch["vi_clean"][i])
+            if tasks[1] != "pd":
+                assert not torch.equal(batch["ir"][i], batch["ir_clean"][i])
+                assert torch.equal(batch["ir"][i, 0], batch["ir"][i, 2])  # infrared stays grey
+    half = [t for b in fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1, degraded_fraction=0.5)
+            for t in zip(b["vi_task"], b["ir_task"], strict=True)]
+    assert len(half) == 6
+    with pytest.raises(ValueError, match="degraded_fraction"):
+        fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1, degraded_fraction=1.5)
+
+
 @pytest.mark.slow
 def test_workers_survive_an_earlier_in_process_flow(demo_shards):
     """Prefect 3.8 leaves a thread-exit hook behind that kills forked workers with exit code 1

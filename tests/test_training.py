@@ -79,6 +79,20 @@ def test_two_stage_training_end_to_end(demo_data, tmp_path):
     assert any("zero_conv" in k for k in changed)
 
 
+def test_degradation_aware_stage2_trains_on_degraded_pairs(demo_data, tmp_path):
+    """stage2.degraded_fraction/consistency_weight: the fusion module trains on degraded pairs with
+    their task texts and logs the consistency term; nothing outside the fusion module changes."""
+    params = tiny_params(**{"stage2.degraded_fraction": 1.0, "stage2.consistency_weight": 1.0})
+    train("stage1", params, StageOutputs.default("stage1", tmp_path), data_root=demo_data, progress=False)
+    train("stage2", params, StageOutputs.default("stage2", tmp_path), data_root=demo_data, progress=False)
+    rows = read_tsv(tmp_path / "dvclive/stage2/plots/metrics/train/loss_consistency.tsv")
+    assert [int(r["step"]) for r in rows] == [2, 4] and all(float(r["loss_consistency"]) > 0 for r in rows)
+    stage1 = read_checkpoint(tmp_path / "checkpoints/stage1/model.pt")
+    stage2 = read_checkpoint(tmp_path / "checkpoints/stage2/model.pt")
+    changed = {k for k in stage1["model"] if not torch.equal(stage1["model"][k], stage2["model"][k])}
+    assert changed and all(k.startswith("fusion.") for k in changed), sorted(changed)[:5]
+
+
 def test_same_seed_same_metrics(demo_data, tmp_path):
     params = tiny_params(**{"stage1.steps": 4})
     runs = []

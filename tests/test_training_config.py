@@ -50,6 +50,7 @@ def test_unknown_key_names_itself_the_section_and_the_valid_keys():
     ("bf16", "yes", r"profiles\.demo\.stage2\.bf16 must be true or false"),
     ("perceptual", "clip", r"profiles\.demo\.stage2\.perceptual must be one of vgg, latent, structure, none"),
     ("train_sets", 3, r"profiles\.demo\.stage2\.train_sets must be a list"),
+    ("degraded_fraction", 1.5, r"profiles\.demo\.stage2\.degraded_fraction must be <= 1"),
 ])
 def test_bad_values_fail_with_one_line(key, value, pattern):
     params = copy.deepcopy(load_params(profile="demo"))

@@ -161,7 +161,7 @@ class _PositionedStream(IterableDataset):
     def _order(self, rng: np.random.Generator) -> Iterator[dict]:
         raise NotImplementedError
 
-    def _decode(self, s: dict, transform) -> dict:
+    def _decode(self, s: dict, transform, sample_seed: int) -> dict:
         raise NotImplementedError
 
     def __iter__(self) -> Iterator[dict]:
@@ -171,8 +171,9 @@ class _PositionedStream(IterableDataset):
         for position, s in enumerate(self._order(np.random.default_rng([self.seed, self.epoch]))):
             if position < first or (position // self.batch_size - self.start_batch) % nw != wid:
                 continue
-            transform.set_random_seed(_sample_seed(self.seed, self.epoch, position))
-            yield self._decode(s, transform)
+            sample_seed = _sample_seed(self.seed, self.epoch, position)
+            transform.set_random_seed(sample_seed)
+            yield self._decode(s, transform, sample_seed)
 
 
 class _Stage1Stream(_PositionedStream):
@@ -240,7 +241,8 @@ class _Stage1Stream(_PositionedStream):
             buf = buffers[task]
             yield buf.pop(int(rng.integers(len(buf))))
 
-    def _decode(self, s: dict, transform) -> dict:
+    def _decode(self, s: dict, transform, sample_seed: int) -> dict:
+        del sample_seed  # the crop and flips are seeded through ``transform``
         meta = json.loads(s["json"])
         lq, hq = decode_image(s["lq.png"]), decode_image(s["hq.png"])
         if int(meta["modality"]) == INFRARED:
@@ -253,13 +255,22 @@ class _Stage1Stream(_PositionedStream):
 
 
 class _FusionPass(_PositionedStream):
-    """One shuffled pass over fusion shards (shard order and a shuffle buffer) with paired crops and flips."""
+    """One shuffled pass over fusion shards (shard order and a shuffle buffer) with paired crops and flips.
+
+    With ``degraded_fraction`` > 0 that fraction of the pairs (drawn per sample from its seed) is
+    degraded after the crop by the seeded degradation library: a visible task from
+    ``pd, ll, hz, oe`` and an infrared task from ``pd, lc, sr4, sr8``, not both ``pd``
+    (:data:`DEGRADED_PAIR_TASKS`); such a sample also carries the clean crops."""
 
     second = "ir"
 
-    def __init__(self, urls: list[str], crop: int, seed: int, shuffle_buffer: int = 64) -> None:
+    def __init__(self, urls: list[str], crop: int, seed: int, shuffle_buffer: int = 64,
+                 degraded_fraction: float = 0.0) -> None:
         super().__init__(urls, crop, seed)
         self.shuffle_buffer = shuffle_buffer
+        if not 0.0 <= degraded_fraction <= 1.0:
+            raise ValueError(f"degraded_fraction must be in [0, 1], got {degraded_fraction!r}")
+        self.degraded_fraction = float(degraded_fraction)
 
     def _order(self, rng: np.random.Generator) -> Iterator[dict]:
         order = [self.urls[i] for i in rng.permutation(len(self.urls))]
@@ -273,10 +284,34 @@ class _FusionPass(_PositionedStream):
         while buf:
             yield buf.pop(int(rng.integers(len(buf))))
 
-    def _decode(self, s: dict, transform) -> dict:
+    def _decode(self, s: dict, transform, sample_seed: int) -> dict:
         ir, vi = to_grey(decode_image(s["ir.png"])), to_rgb(decode_image(s["vi.png"]))
         vi, ir = apply_pair(transform, vi, ir, "ir")
-        return {"ir": chw_tensor(ir), "vi": chw_tensor(vi), "key": s["__key__"]}
+        sample = {"ir": chw_tensor(ir), "vi": chw_tensor(vi), "key": s["__key__"]}
+        if self.degraded_fraction > 0:
+            sample |= _degraded_sample(ir, vi, self.degraded_fraction, sample_seed)
+        return sample
+
+
+#: ``(visible task, infrared task)`` pairs a degraded stage-2 sample draws from (uniformly).
+DEGRADED_PAIR_TASKS: tuple[tuple[str, str], ...] = tuple(
+    (v, i) for v in ("pd", "ll", "hz", "oe") for i in ("pd", "lc", "sr4", "sr8") if (v, i) != ("pd", "pd"))
+
+
+def _degraded_sample(ir: np.ndarray, vi: np.ndarray, fraction: float, sample_seed: int) -> dict:
+    """``{"ir", "vi"}`` degraded (or not, with probability ``1 - fraction``), the clean crops as
+    ``ir_clean``/``vi_clean`` and the tasks as ``vi_task``/``ir_task`` (``pd`` when clean)."""
+    from data_prep.degradations import degrade_pair
+
+    rng = np.random.default_rng([sample_seed, 2])  # the crop and flips use [seed] and [seed, 1]
+    vi_task, ir_task = "pd", "pd"
+    if rng.random() < fraction:
+        vi_task, ir_task = DEGRADED_PAIR_TASKS[int(rng.integers(len(DEGRADED_PAIR_TASKS)))]
+    out = {"ir_clean": chw_tensor(ir), "vi_clean": chw_tensor(vi), "vi_task": vi_task, "ir_task": ir_task}
+    if (vi_task, ir_task) != ("pd", "pd"):
+        ir_lq, vi_lq = degrade_pair(ir, vi, vi_task, ir_task, int(rng.integers(2**31)))
+        out |= {"ir": chw_tensor(ir_lq), "vi": chw_tensor(vi_lq)}
+    return out
 
 
 def drop_inherited_thread_exit_hooks(worker_id: int) -> None:
@@ -357,13 +392,18 @@ def stage1_loader(urls: list[str] | str, crop: int, batch_size: int, workers: in
     return ShardLoader(_Stage1Stream(urls, crop, task_weights, seed), batch_size, workers, epoch_length)
 
 
-def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, seed: int) -> Iterable[dict]:
+def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, seed: int,
+                  degraded_fraction: float = 0.0) -> Iterable[dict]:
     """Batches of fusion pairs ``{"ir", "vi": (B,3,crop,crop) float32 [0,1], "key": list[str]}``; each
     ``iter()`` is one pass over the data (shard order and a 64-sample buffer shuffled per epoch).
-    Every batch holds ``batch_size`` pairs but the epoch's last; the batches do not depend on ``workers``."""
+    Every batch holds ``batch_size`` pairs but the epoch's last; the batches do not depend on ``workers``.
+
+    ``degraded_fraction`` > 0 (degradation-aware stage 2, ours): that fraction of the pairs is
+    degraded (``ir``/``vi``), and every batch also holds the clean crops ``ir_clean``/``vi_clean``
+    and the tasks ``vi_task``/``ir_task`` (lists of task ids, ``pd`` for a clean image)."""
     urls = _as_url_list(urls, "fusion")
     _check_common(urls, crop, batch_size, workers)
-    return ShardLoader(_FusionPass(urls, crop, seed), batch_size, workers, None)
+    return ShardLoader(_FusionPass(urls, crop, seed, degraded_fraction=degraded_fraction), batch_size, workers, None)
 
 
 def estimate_steps(n_samples: int, batch_size: int) -> int:

@@ -24,9 +24,10 @@ C = TypeVar("C", bound="StageConfig")
 
 
 def _spec(default: Any = MISSING, *, minimum: float | None = None, above: float | None = None,
-          choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field with its allowed range: ``>= minimum``, ``> above`` or one of ``choices``."""
-    metadata = {"minimum": minimum, "above": above, "choices": choices}
+          maximum: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its allowed range: ``>= minimum``, ``> above``, ``<= maximum`` or
+    one of ``choices``."""
+    metadata = {"minimum": minimum, "above": above, "maximum": maximum, "choices": choices}
     return field(default=default, metadata=metadata)
 
 
@@ -91,6 +92,8 @@ def _check_range(value: Any, metadata: Mapping[str, Any], where: str) -> None:
             raise _fail(where, f">= {metadata['minimum']}", value)
         if metadata.get("above") is not None and item <= metadata["above"]:
             raise _fail(where, f"> {metadata['above']}", value)
+        if metadata.get("maximum") is not None and item > metadata["maximum"]:
+            raise _fail(where, f"<= {metadata['maximum']}", value)
     choices = metadata.get("choices")
     if choices and value not in choices:
         raise _fail(where, f"one of {', '.join(choices)}", value)
@@ -195,6 +198,7 @@ class Stage2LossWeights:
     intensity_weight: float
     perceptual: str
     perceptual_temperature: float | None
+    consistency_weight: float = 0.0
 
 
 def _pick(config: StageConfig, target: type) -> Any:
@@ -225,7 +229,12 @@ class Stage1Config(StageConfig):
 @dataclass(frozen=True, kw_only=True)
 class Stage2Config(StageConfig):
     """Stage 2 (fusion). ``vgg16_weights``: torchvision's VGG16 file for ``perceptual: vgg``
-    (``None``: the torch hub cache); ``eval_pairs``: validation pairs taken from ``eval_sets``."""
+    (``None``: the torch hub cache); ``eval_pairs``: validation pairs taken from ``eval_sets``.
+
+    Degradation-aware stage 2 (ours; 0 and 0 = the paper): ``degraded_fraction`` of the training
+    pairs is degraded on the fly and encoded with its task description, the loss then compares
+    the fused image with the clean sources; ``consistency_weight`` adds the L1 distance to the
+    current model's fusion of the clean pair with pseudo descriptions (no gradient through it)."""
 
     SECTION: ClassVar[str] = "stage2"
 
@@ -236,6 +245,8 @@ class Stage2Config(StageConfig):
     perceptual_temperature: float | None = _spec(None, above=0)
     vgg16_weights: str | None = None
     eval_pairs: int = _spec(8, minimum=1)
+    degraded_fraction: float = _spec(0.0, minimum=0, maximum=1)
+    consistency_weight: float = _spec(0.0, minimum=0)
 
     @property
     def loss_weights(self) -> Stage2LossWeights:

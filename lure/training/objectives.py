@@ -58,7 +58,11 @@ class Stage1Objective(nn.Module):
 
 
 class Stage2Objective(nn.Module):
-    """``L2 = L_color + a1' L_grad + a2' L_per (+ a_int L_int)``; both inputs encoded with ``c_pd``.
+    """``L2 = L_color + a1' L_grad + a2' L_per (+ a_int L_int + a_cons L_cons)``.
+
+    The paper encodes both clean inputs with ``c_pd``; degradation-aware batches (ours) encode
+    degraded inputs with their task descriptions and compare the fusion with the clean sources,
+    and ``consistency_weight`` adds ``L_cons``, the L1 distance to the fusion of the clean pair.
 
     ``weights.perceptual`` selects the U2Fusion-role term ``L_per``: ``vgg`` (needs ``vgg``),
     ``latent`` (the frozen encoder's latents), ``structure`` (image structure) or ``none``
@@ -79,18 +83,27 @@ class Stage2Objective(nn.Module):
         self.perceptual = perceptual if weights.perceptual_weight > 0 else "none"
         self.perceptual_weight = weights.perceptual_weight
         self.intensity_weight = weights.intensity_weight
+        self.consistency_weight = weights.consistency_weight
         self.temperature = weights.perceptual_temperature
         self.vgg = vgg
 
     def forward(self, visible: torch.Tensor, infrared: torch.Tensor, text_vi: torch.Tensor,
-                text_ir: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                text_ir: torch.Tensor, visible_clean: torch.Tensor | None = None,
+                infrared_clean: torch.Tensor | None = None, text_vi_pd: torch.Tensor | None = None,
+                text_ir_pd: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of fusing ``visible``/``infrared`` (``(B, 3, H, W)`` in [0, 1]) described by
+        ``text_vi``/``text_ir``. Degradation-aware batches also pass the clean crops (the loss
+        targets) and their pseudo descriptions (the consistency term's reference fusion)."""
         model = self.model
+        target_vi = visible if visible_clean is None else visible_clean
+        target_ir = infrared if infrared_clean is None else infrared_clean
         if self.perceptual == "latent":  # keep the source latents: the term compares against them
             c_vi, c_ir = model.project_text(text_vi), model.project_text(text_ir)
             z_vi, z_ir = model.encode(visible, c_vi, 0), model.encode(infrared, c_ir, 1)
             fused = model.decode(model.fuse_latents(z_vi, z_ir))
         else:
             fused = model(visible, infrared, text_vi, text_ir)
+        visible, infrared = target_vi, target_ir  # every term below compares with the clean sources
         l_color = color_loss(fused, visible)
         l_grad = gradient_loss(fused, visible, infrared)
         total = l_color + self.gradient_weight * l_grad
@@ -98,6 +111,11 @@ class Stage2Objective(nn.Module):
         if self.intensity_weight > 0:
             parts["intensity"] = max_intensity_loss(fused, visible, infrared)
             total = total + self.intensity_weight * parts["intensity"]
+        if self.consistency_weight > 0 and visible_clean is not None:
+            with torch.no_grad():  # the current model's fusion of the clean pair is the reference
+                reference = model(visible_clean, infrared_clean, text_vi_pd, text_ir_pd)
+            parts["consistency"] = F.l1_loss(fused, reference)
+            total = total + self.consistency_weight * parts["consistency"]
         if self.perceptual != "none":
             extra = {} if self.temperature is None else {"temperature": self.temperature}
             if self.perceptual == "vgg":

@@ -214,7 +214,8 @@ class Trainer:
         if "fusion" in self.objectives:
             c2 = self.config.stage2
             loaders["fusion"] = fusion_loader(_resolve_urls(list(c2.train_sets), self.data_root), crop=c2.crop,
-                                              batch_size=c2.batch_size, workers=c2.workers, seed=seed)
+                                              batch_size=c2.batch_size, workers=c2.workers, seed=seed,
+                                              degraded_fraction=c2.degraded_fraction)
         return {name: DataStream(loader, **self.stream_positions.get(name, {})) for name, loader in loaders.items()}
 
     def _restoration_inputs(self, batch: dict) -> tuple:
@@ -228,9 +229,16 @@ class Trainer:
 
     def _fusion_inputs(self, batch: dict) -> tuple:
         n = batch["vi"].shape[0]
-        return (batch["vi"].to(self.device), batch["ir"].to(self.device),
-                self.bank.sample(["pd"] * n, [0] * n, self.text_generator).to(self.device),
-                self.bank.sample(["pd"] * n, [1] * n, self.text_generator).to(self.device))
+        pd_vi = self.bank.sample(["pd"] * n, [0] * n, self.text_generator).to(self.device)
+        pd_ir = self.bank.sample(["pd"] * n, [1] * n, self.text_generator).to(self.device)
+        inputs = (batch["vi"].to(self.device), batch["ir"].to(self.device), pd_vi, pd_ir)
+        if "vi_task" not in batch:  # clean pairs (the paper's stage 2)
+            return inputs
+        # degradation-aware stage 2: task descriptions of each image, then the clean targets
+        text_vi = self.bank.sample(list(batch["vi_task"]), [0] * n, self.text_generator).to(self.device)
+        text_ir = self.bank.sample(list(batch["ir_task"]), [1] * n, self.text_generator).to(self.device)
+        return (inputs[0], inputs[1], text_vi, text_ir, batch["vi_clean"].to(self.device),
+                batch["ir_clean"].to(self.device), pd_vi, pd_ir)
 
     # -- validation ------------------------------------------------------------------------
     @contextmanager
