@@ -23,3 +23,12 @@ def shared_data_dir() -> Path | None:
     """``<shared>/data`` when present, else ``None``."""
     root = shared_dir()
     return root / "data" if root else None
+
+
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as reports show it: relative to the repository when it lies inside it (a report
+    then does not name the folders of the machine it ran on), otherwise unchanged."""
+    try:
+        return Path(path).resolve().relative_to(REPO_ROOT).as_posix()
+    except ValueError:
+        return str(path)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from lure.config import load_params
+from lure.paths import display_path
 from lure.runtime import retain_freed_memory
 
 #: name -> stage2 overrides (ours).
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             rows[key] = {**values, "one pass - restore+fuse": values["one pass"] - values["restore+fuse"]}
             labels[key] = f"{name} / {task.upper()}"
     columns = (*METHODS, "one pass - restore+fuse")
-    notes = [f"stage 2 trained {args.steps} steps per variant on the frozen stage-1 model {args.stage1}; "
+    notes = [f"stage 2 trained {args.steps} steps per variant on the frozen stage-1 model {display_path(args.stage1)}; "
              f"first {args.pairs} pairs of each degraded set of {evaluate['degraded_from']}; PSNR (dB) against the "
              "variant's own fusion of the clean pair",
              "variants: stage2.degraded_fraction (share of degraded training pairs) and stage2.consistency_weight"]

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from lure.config import load_params
+from lure.paths import display_path
 from lure.runtime import retain_freed_memory
 
 #: name -> stage2 overrides (ours): the U2Fusion-role term, the max-intensity term, their weights.
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     for n in rows:
         rows[n]["mean rank"] = ranks[n]
     notes = [f"stage 2 trained {args.steps} steps per variant (crop {args.crop or params['stage2']['crop']}) on the "
-             f"frozen stage-1 model {args.stage1}; colour weight 1, gradient weight "
+             f"frozen stage-1 model {display_path(args.stage1)}; colour weight 1, gradient weight "
              f"{params['stage2']['gradient_weight']}; scored on {spec} ({len(pair_set.pairs)} held-out pairs, "
              "pseudo descriptions), means over pairs",
              "mean rank: the variant's rank per metric column averaged over the nine columns (1 = best); "

@@ -241,3 +241,33 @@ def test_stage2_objective_degradation_aware_targets_the_clean_sources():
     # the clean pair with its pseudo descriptions is its own reference
     _, clean_parts = objective(vi_clean, ir_clean, pd_vi, pd_ir, vi_clean, ir_clean, pd_vi, pd_ir)
     assert float(clean_parts["consistency"]) < 1e-6
+
+
+def test_stage2_latent_term_on_degraded_batches_compares_with_the_clean_latents():
+    """``perceptual: latent`` on a degraded batch: the source latents are the clean crops' with
+    their pseudo descriptions, and the fused image is encoded as a clean image (pd texts)."""
+    from lure.training.config import Stage2LossWeights
+    from lure.training.objectives import Stage2Objective
+    from lure.training.source_similarity import latent_similarity_loss
+    from tests.model_helpers import seeded_demo_model
+
+    model = seeded_demo_model(6)
+    model.set_stage("stage2")
+    g = torch.Generator().manual_seed(7)
+    vi_clean, ir_clean = torch.rand(2, 3, 32, 32, generator=g), torch.rand(2, 3, 32, 32, generator=g)
+    vi, ir = vi_clean * 0.2, ir_clean * 0.5 + 0.25
+    t_vi, t_ir, pd_vi, pd_ir = (torch.randn(2, 384, generator=g) for _ in range(4))
+    weights = Stage2LossWeights(gradient_weight=2.0, perceptual_weight=1.0, intensity_weight=0.0,
+                                perceptual="latent", perceptual_temperature=None)
+    _, parts = Stage2Objective(model, weights)(vi, ir, t_vi, t_ir, vi_clean, ir_clean, pd_vi, pd_ir)
+
+    def encoder(text_vi: torch.Tensor, text_ir: torch.Tensor):
+        c = {0: model.project_text(text_vi), 1: model.project_text(text_ir)}
+        return lambda image, modality: model.encode(image, c[modality], modality)
+
+    with torch.no_grad():
+        fused = model(vi, ir, t_vi, t_ir)
+        expected = latent_similarity_loss(encoder(pd_vi, pd_ir), fused, vi_clean, ir_clean)
+        degraded_reference = latent_similarity_loss(encoder(t_vi, t_ir), fused, vi, ir)
+    torch.testing.assert_close(parts["perceptual"], expected, rtol=1e-4, atol=1e-6)
+    assert abs(float(parts["perceptual"]) - float(degraded_reference)) > 1e-4

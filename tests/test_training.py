@@ -103,6 +103,37 @@ def test_same_seed_same_metrics(demo_data, tmp_path):
     assert runs[0] == runs[1]
 
 
+def test_refinement_on_larger_crops_depends_only_on_the_first_phase_weights(demo_data, tmp_path):
+    """stage1.refine_steps: after ``steps`` steps, more steps on larger crops in smaller batches
+    with a warm restart of the learning rate. The phase starts afresh (optimiser, RNGs, stream), so
+    starting it from the first phase's saved weights gives the weights of one uninterrupted run."""
+    refine = {"stage1.steps": 4, "stage1.refine_steps": 4, "stage1.refine_crop": 48, "stage1.refine_batch_size": 1,
+              "stage1.refine_lr": 1e-4, "stage1.refine_warmup_steps": 2, "stage1.checkpoint_every": 100}
+    params = tiny_params(**refine)
+    train("stage1", params, StageOutputs.default("stage1", tmp_path / "full"), data_root=demo_data, progress=False)
+    full = read_checkpoint(tmp_path / "full/checkpoints/stage1/model.pt")
+    assert full["step"] == 8
+    lr = {int(r["step"]): float(r["lr"]) for r in read_tsv(tmp_path / "full/dvclive/stage1/plots/metrics/train/lr.tsv")}
+    # (the rate logged at a step is the next step's) the first cosine is half way, the refinement
+    # warms up over 2 steps to refine_lr and decays to lr_min
+    assert lr[2] == pytest.approx(0.5 * (2e-4 + params["stage1"]["lr_min"]))
+    assert (lr[4], lr[6], lr[8]) == pytest.approx((0.5e-4, 1e-4, params["stage1"]["lr_min"]))
+
+    first = tiny_params(**{**refine, "stage1.refine_steps": 0})
+    train("stage1", first, StageOutputs.default("stage1", tmp_path / "first"), data_root=demo_data, progress=False)
+    first_ckpt = tmp_path / "first/checkpoints/stage1/model.pt"
+    first_weights = read_checkpoint(first_ckpt)["model"]
+    assert not all(torch.equal(v, full["model"][k]) for k, v in first_weights.items())
+    train("stage1", params, StageOutputs.default("stage1", tmp_path / "second"), data_root=demo_data, progress=False,
+          refine_from=first_ckpt)
+    second = read_checkpoint(tmp_path / "second/checkpoints/stage1/model.pt")
+    assert second["step"] == 8
+    assert all(torch.equal(v, second["model"][k]) for k, v in full["model"].items())
+    with pytest.raises(ValueError, match="refinement starts after stage1.steps = 4"):
+        train("stage1", params, StageOutputs.default("stage1", tmp_path / "third"), data_root=demo_data,
+              progress=False, refine_from=tmp_path / "full/checkpoints/stage1/model.pt")
+
+
 def test_code_digest_follows_the_training_code_only(tmp_path):
     import shutil
 

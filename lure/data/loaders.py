@@ -289,6 +289,8 @@ class _FusionPass(_PositionedStream):
         vi, ir = apply_pair(transform, vi, ir, "ir")
         sample = {"ir": chw_tensor(ir), "vi": chw_tensor(vi), "key": s["__key__"]}
         if self.degraded_fraction > 0:
+            # the clean crops are the loss targets; "ir"/"vi" become the degraded inputs
+            sample |= {"ir_clean": sample["ir"], "vi_clean": sample["vi"]}
             sample |= _degraded_sample(ir, vi, self.degraded_fraction, sample_seed)
         return sample
 
@@ -299,15 +301,15 @@ DEGRADED_PAIR_TASKS: tuple[tuple[str, str], ...] = tuple(
 
 
 def _degraded_sample(ir: np.ndarray, vi: np.ndarray, fraction: float, sample_seed: int) -> dict:
-    """``{"ir", "vi"}`` degraded (or not, with probability ``1 - fraction``), the clean crops as
-    ``ir_clean``/``vi_clean`` and the tasks as ``vi_task``/``ir_task`` (``pd`` when clean)."""
+    """The tasks as ``vi_task``/``ir_task`` (both ``pd``, with probability ``1 - fraction``) and,
+    when degraded, the degraded crops as ``ir``/``vi`` tensors; ``ir``/``vi`` are the uint8 crops."""
     from data_prep.degradations import degrade_pair
 
     rng = np.random.default_rng([sample_seed, 2])  # the crop and flips use [seed] and [seed, 1]
     vi_task, ir_task = "pd", "pd"
     if rng.random() < fraction:
         vi_task, ir_task = DEGRADED_PAIR_TASKS[int(rng.integers(len(DEGRADED_PAIR_TASKS)))]
-    out = {"ir_clean": chw_tensor(ir), "vi_clean": chw_tensor(vi), "vi_task": vi_task, "ir_task": ir_task}
+    out: dict = {"vi_task": vi_task, "ir_task": ir_task}
     if (vi_task, ir_task) != ("pd", "pd"):
         ir_lq, vi_lq = degrade_pair(ir, vi, vi_task, ir_task, int(rng.integers(2**31)))
         out |= {"ir": chw_tensor(ir_lq), "vi": chw_tensor(vi_lq)}

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from lure.image_io import list_images, mean_grey, pair_by_stem, read_image, reduce_to_8bit, to_rgb
-from lure.paths import REPO_ROOT
+from lure.paths import REPO_ROOT, display_path
 from lure.text.vocabulary import DEGRADED_EVAL_TASKS
 
 __all__ = ["PairSet", "PairSets", "degraded_samples", "load_pair_set", "resolve_path", "slug"]
@@ -124,7 +124,7 @@ def degraded_samples(
             samples = list(
                 itertools.islice(iter_degraded_pairs(shard_urls(split_dir, kind="fusion")), max_pairs or None)
             )
-            return samples, f"shards {split_dir}"
+            return samples, f"shards {display_path(split_dir)}"
     from data_prep.degradations import degrade_pair
     from data_prep.seeding import sample_seed
 

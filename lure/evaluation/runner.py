@@ -42,6 +42,7 @@ from lure.evaluation.sections import (
     vanilla_section,
 )
 from lure.inference import Fuser
+from lure.paths import display_path
 from lure.text.vocabulary import DEGRADED_EVAL_TASKS
 
 __all__ = ["DEGRADED_TASKS", "evaluate"]
@@ -72,7 +73,7 @@ def _start(
     """The shared state of a run: the model, the report, the scorer, the pair sets, the reference models."""
     fuser = _fuser(params, cfg, checkpoint, fuser)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = Report(out_dir, f"# LURE evaluation\n\ncheckpoint: `{checkpoint}` (profile {fuser.profile})\n")
+    report = Report(out_dir, f"# LURE evaluation\n\ncheckpoint: `{display_path(checkpoint)}` (profile {fuser.profile})\n")
     niqe = resolve_path(cfg.niqe_params) if cfg.niqe_params else None
     scorer = Scorer(niqe, cfg.no_reference, report.notes)
     return Evaluation(

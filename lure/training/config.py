@@ -208,7 +208,14 @@ def _pick(config: StageConfig, target: type) -> Any:
 @dataclass(frozen=True, kw_only=True)
 class Stage1Config(StageConfig):
     """Stage 1 (restoration). ``task_weights``: ``{task id: sampling weight}`` (``None``: the data's
-    own frequencies); ``single_stage``: stage 1 also trains fusion with the stage-2 loss (ablation)."""
+    own frequencies); ``single_stage``: stage 1 also trains fusion with the stage-2 loss (ablation).
+
+    Large-crop refinement (ours, after Restormer's progressive learning; 0 steps = off): after
+    ``steps`` steps on ``crop`` pixels, ``refine_steps`` more on ``refine_crop`` pixels in batches
+    of ``refine_batch_size``, with a fresh optimiser and their own warm-up/cosine schedule from
+    ``refine_lr``. Global degradations (haze, infrared low contrast) depend on more of the image
+    than a small crop shows. The refinement depends only on the weights the first ``steps`` left.
+    """
 
     SECTION: ClassVar[str] = "stage1"
 
@@ -220,6 +227,16 @@ class Stage1Config(StageConfig):
     single_stage: bool = False
     task_weights: dict[str, float] | None = _spec(None, minimum=0)
     eval_samples_per_task: int = _spec(4, minimum=1)
+    refine_steps: int = _spec(0, minimum=0)
+    refine_crop: int = _spec(256, minimum=8)
+    refine_batch_size: int = _spec(1, minimum=1)
+    refine_lr: float = _spec(2.0e-4, above=0)
+    refine_warmup_steps: int = _spec(10, minimum=0)
+
+    @property
+    def total_steps(self) -> int:
+        """Optimiser steps of the whole stage: ``steps`` plus the refinement's."""
+        return self.steps + self.refine_steps
 
     @property
     def loss_weights(self) -> Stage1LossWeights:

@@ -101,6 +101,11 @@ class Stage2Objective(nn.Module):
             c_vi, c_ir = model.project_text(text_vi), model.project_text(text_ir)
             z_vi, z_ir = model.encode(visible, c_vi, 0), model.encode(infrared, c_ir, 1)
             fused = model.decode(model.fuse_latents(z_vi, z_ir))
+            if visible_clean is not None:  # degraded batch: compare with the clean sources' latents,
+                # and encode the (clean) fused image as a clean image, with the pseudo descriptions
+                c_vi, c_ir = model.project_text(text_vi_pd), model.project_text(text_ir_pd)
+                with torch.no_grad():
+                    z_vi, z_ir = model.encode(visible_clean, c_vi, 0), model.encode(infrared_clean, c_ir, 1)
         else:
             fused = model(visible, infrared, text_vi, text_ir)
         visible, infrared = target_vi, target_ir  # every term below compares with the clean sources

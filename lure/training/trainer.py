@@ -22,6 +22,7 @@ import json
 import math
 import random
 import signal
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,6 +69,10 @@ def cosine_with_warmup(total_steps: int, warmup: int, lr: float, lr_min: float):
         progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
         return (lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * progress))) / lr
     return factor
+
+
+#: Added to ``seed`` for the RNGs and data streams of stage 1's refinement phase.
+REFINE_SEED_OFFSET = 7919
 
 
 def _seed_everything(seed: int) -> None:
@@ -125,9 +130,10 @@ class Trainer:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         cfg = self.cfg
         self.steps = 0 if (stage == "stage2" and self.single_stage) else cfg.steps
+        self.refine_steps = cfg.refine_steps if stage == "stage1" else 0
+        self.steps += self.refine_steps
         self.optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, cosine_with_warmup(
-            max(1, self.steps), cfg.warmup_steps, cfg.lr, cfg.lr_min))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor())
         self.step = 0
         self.text_generator = torch.Generator().manual_seed(int(params["seed"]) * 1000 + ctx.rank)
         self.stream_positions: dict[str, dict[str, int]] = {}
@@ -199,6 +205,57 @@ class Trainer:
         tqdm.write(f"[{self.stage}] resuming from {path} at step {self.step}/{self.steps}")
         return True
 
+    def _lr_factor(self):
+        """LambdaLR factor over the whole run: warm-up and cosine decay, then (stage 1 with
+        ``refine_steps``) a second warm-up and cosine decay from ``refine_lr``."""
+        cfg = self.cfg
+        if not self.refine_steps:
+            return cosine_with_warmup(max(1, self.steps), cfg.warmup_steps, cfg.lr, cfg.lr_min)
+        first = cosine_with_warmup(max(1, cfg.steps), cfg.warmup_steps, cfg.lr, cfg.lr_min)
+        refine = cosine_with_warmup(self.refine_steps, cfg.refine_warmup_steps, cfg.refine_lr, cfg.lr_min)
+        scale, boundary = cfg.refine_lr / cfg.lr, cfg.steps
+
+        def factor(step: int) -> float:
+            return first(step) if step < boundary else scale * refine(step - boundary)
+        return factor
+
+    @property
+    def refining(self) -> bool:
+        """Whether the run is in stage 1's large-crop refinement (from step ``stage1.steps`` on)."""
+        return bool(self.refine_steps) and self.step >= self.cfg.steps
+
+    def _start_refinement(self) -> dict[str, DataStream]:
+        """Enter the refinement: fresh optimiser moments, RNG states and data streams (positions
+        0), so that the phase is a function of the weights the first phase left and the seed."""
+        self.optimizer.state.clear()
+        seed = int(self.params["seed"]) + REFINE_SEED_OFFSET
+        _seed_everything(seed + self.ctx.rank)
+        self.text_generator.manual_seed(seed * 1000 + self.ctx.rank)
+        self.stream_positions = {}
+        if self.ctx.is_main:
+            tqdm.write(f"[{self.stage}] step {self.step}: refining on {self.cfg.refine_crop}-px crops "
+                       f"(batch {self.cfg.refine_batch_size}) for {self.refine_steps} steps")
+        return self._streams()
+
+    def start_at_refinement(self, checkpoint: str | Path) -> None:
+        """Begin at the refinement with the weights of a finished first phase: a stage-1
+        ``model.pt`` of ``stage1.steps`` steps and the same model configuration. The refinement
+        depends on nothing else, so the result equals that of one uninterrupted run."""
+        if not self.refine_steps:
+            raise ValueError("stage1.refine_steps is 0: there is no refinement to start")
+        if self.resumed:
+            raise ValueError(f"{self.outputs.resume_path} holds a run to resume; remove it to start at the refinement")
+        model, payload = load_model(checkpoint, expected=model_config(self.params))
+        if payload.get("step") != self.cfg.steps:
+            raise ValueError(f"{checkpoint} holds {payload.get('step')} steps; the refinement starts after "
+                             f"stage1.steps = {self.cfg.steps}")
+        self.model.load_state_dict(model.state_dict())
+        self.step = self.cfg.steps
+        self.scheduler.last_epoch = self.step - 1
+        with warnings.catch_warnings():  # "scheduler.step() before optimizer.step()": intended here
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()  # the learning rate of step `steps`
+
     # -- data ------------------------------------------------------------------------------
     def _streams(self) -> dict[str, DataStream]:
         """One stream per objective, seeded per rank, at the positions of the resume state (if any)."""
@@ -208,9 +265,10 @@ class Trainer:
         loaders: dict[str, Any] = {}
         if "restoration" in self.objectives:
             c1 = self.config.stage1
+            crop, batch_size = (c1.refine_crop, c1.refine_batch_size) if self.refining else (c1.crop, c1.batch_size)
             loaders["restoration"] = stage1_loader(
-                _resolve_urls(list(c1.train_sets), self.data_root), crop=c1.crop, batch_size=c1.batch_size,
-                workers=c1.workers, task_weights=c1.task_weights, seed=seed)
+                _resolve_urls(list(c1.train_sets), self.data_root), crop=crop, batch_size=batch_size,
+                workers=c1.workers, task_weights=c1.task_weights, seed=seed + (1 if self.refining else 0))
         if "fusion" in self.objectives:
             c2 = self.config.stage2
             loaders["fusion"] = fusion_loader(_resolve_urls(list(c2.train_sets), self.data_root), crop=c2.crop,
@@ -327,6 +385,8 @@ class Trainer:
                    dynamic_ncols=True)
         with StopSignal() as stop:
             while self.step < self.steps:
+                if self.refine_steps and self.step == cfg.steps:
+                    streams = self._start_refinement()
                 keys: list[str] = []
                 total = torch.zeros((), device=self.device)
                 parts: dict[str, torch.Tensor] = {}
@@ -414,11 +474,17 @@ class Trainer:
 
 
 def train(stage: str, params: dict[str, Any], outputs: StageOutputs | None = None, data_root: str | Path = "data",
-          device: str | None = None, progress: bool = True) -> dict[str, float]:
-    """Run (or resume) one training stage; returns the final validation metrics (rank 0)."""
+          device: str | None = None, progress: bool = True, refine_from: str | Path | None = None) -> dict[str, float]:
+    """Run (or resume) one training stage; returns the final validation metrics (rank 0).
+    ``refine_from``: a first-phase stage-1 checkpoint to start the refinement from
+    (:meth:`Trainer.start_at_refinement`)."""
     ctx = setup_distributed(device)
     try:
         trainer = Trainer(stage, params, outputs or StageOutputs.default(stage), ctx, Path(data_root), progress)
+        if refine_from is not None:
+            if stage != "stage1":
+                raise ValueError("refine_from applies to stage1 only")
+            trainer.start_at_refinement(refine_from)
         return trainer.run()
     finally:
         teardown_distributed(ctx)

@@ -3,9 +3,16 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from prefect.task_runners import ThreadPoolTaskRunner
+
+#: name -> (module, class, pip package) of the task runners that live in Prefect integrations.
+INTEGRATION_RUNNERS = {
+    "dask": ("prefect_dask", "DaskTaskRunner", "prefect-dask (and dask.distributed)"),
+    "ray": ("prefect_ray", "RayTaskRunner", "prefect-ray"),
+}
 
 
 def make_task_runner(name: str | None, options: dict | None = None):
@@ -16,18 +23,12 @@ def make_task_runner(name: str | None, options: dict | None = None):
         # split of hundreds of shards would then hold hundreds of shards' images at once
         options.setdefault("max_workers", os.cpu_count() or 1)
         return ThreadPoolTaskRunner(**options)
-    if name == "dask":
-        try:
-            from prefect_dask import DaskTaskRunner
-        except ImportError as err:
-            raise ImportError("task_runner 'dask' needs prefect-dask: pip install prefect-dask "
-                              "(and dask.distributed); or set data.task_runner: threads") from err
-        return DaskTaskRunner(**options)
-    if name == "ray":
-        try:
-            from prefect_ray import RayTaskRunner
-        except ImportError as err:
-            raise ImportError("task_runner 'ray' needs prefect-ray: pip install prefect-ray; "
-                              "or set data.task_runner: threads") from err
-        return RayTaskRunner(**options)
-    raise ValueError(f"unknown task_runner {name!r}; use threads, dask or ray")
+    if name not in INTEGRATION_RUNNERS:
+        raise ValueError(f"unknown task_runner {name!r}; use threads, dask or ray")
+    module, cls, package = INTEGRATION_RUNNERS[name]
+    try:
+        runner = getattr(importlib.import_module(module), cls)
+    except ImportError as err:
+        raise ImportError(f"task_runner {name!r} needs {package}: pip install {package.split()[0]}; "
+                          "or set data.task_runner: threads") from err
+    return runner(**options)

@@ -23,12 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: GPU when visible)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--refine-from", default=None, metavar="CKPT",
+                        help="stage1 only: start the large-crop refinement (stage1.refine_steps) from this "
+                             "first-phase model.pt instead of training the first phase again")
     args = parser.parse_args(argv)
     retain_freed_memory()
     params = load_params(args.params, profile=args.profile)
     try:
         metrics = train(args.stage, params, StageOutputs.default(args.stage, args.root), data_root=args.data_root,
-                        device=args.device, progress=not args.no_progress)
+                        device=args.device, progress=not args.no_progress, refine_from=args.refine_from)
     except (NonFiniteLossError, FileNotFoundError, ValueError) as error:
         print(f"train {args.stage}: error: {error}", file=sys.stderr)
         return 1
