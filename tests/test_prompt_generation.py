@@ -169,3 +169,14 @@ def test_committed_generated_json_is_consistent() -> None:
         stats = doc["stats"][key]
         assert stats["kept"] == len(train) + len(held) - len(seeds[key])
         assert stats["candidates"] == stats["kept"] + sum(stats["rejected"].values())
+
+
+def test_dvc_prompts_stage_stays_frozen():
+    """llama.cpp sampling differs across CPUs and builds: ``dvc repro`` must not rewrite the task
+    texts every trained model (the shipped weights included) depends on."""
+    import yaml
+
+    from lure.paths import REPO_ROOT
+
+    stages = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())["stages"]
+    assert stages["prompts"].get("frozen") is True

@@ -129,6 +129,11 @@ def test_refinement_on_larger_crops_depends_only_on_the_first_phase_weights(demo
     second = read_checkpoint(tmp_path / "second/checkpoints/stage1/model.pt")
     assert second["step"] == 8
     assert all(torch.equal(v, second["model"][k]) for k, v in full["model"].items())
+    # the same command again resumes from the refinement's own state instead of starting over
+    train("stage1", params, StageOutputs.default("stage1", tmp_path / "second"), data_root=demo_data, progress=False,
+          refine_from=first_ckpt)
+    again = read_checkpoint(tmp_path / "second/checkpoints/stage1/model.pt")["model"]
+    assert all(torch.equal(v, again[k]) for k, v in full["model"].items())
     with pytest.raises(ValueError, match="refinement starts after stage1.steps = 4"):
         train("stage1", params, StageOutputs.default("stage1", tmp_path / "third"), data_root=demo_data,
               progress=False, refine_from=tmp_path / "full/checkpoints/stage1/model.pt")

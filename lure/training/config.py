@@ -234,11 +234,6 @@ class Stage1Config(StageConfig):
     refine_warmup_steps: int = _spec(10, minimum=0)
 
     @property
-    def total_steps(self) -> int:
-        """Optimiser steps of the whole stage: ``steps`` plus the refinement's."""
-        return self.steps + self.refine_steps
-
-    @property
     def loss_weights(self) -> Stage1LossWeights:
         return _pick(self, Stage1LossWeights)
 

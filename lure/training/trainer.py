@@ -240,11 +240,15 @@ class Trainer:
     def start_at_refinement(self, checkpoint: str | Path) -> None:
         """Begin at the refinement with the weights of a finished first phase: a stage-1
         ``model.pt`` of ``stage1.steps`` steps and the same model configuration. The refinement
-        depends on nothing else, so the result equals that of one uninterrupted run."""
+        depends on nothing else, so the result equals that of one uninterrupted run. A resume
+        state already inside the refinement (a killed refinement) is resumed instead."""
         if not self.refine_steps:
             raise ValueError("stage1.refine_steps is 0: there is no refinement to start")
         if self.resumed:
-            raise ValueError(f"{self.outputs.resume_path} holds a run to resume; remove it to start at the refinement")
+            if self.step > self.cfg.steps:
+                return
+            raise ValueError(f"{self.outputs.resume_path} holds a run of the first phase to resume; "
+                             "remove it to start at the refinement")
         model, payload = load_model(checkpoint, expected=model_config(self.params))
         if payload.get("step") != self.cfg.steps:
             raise ValueError(f"{checkpoint} holds {payload.get('step')} steps; the refinement starts after "
