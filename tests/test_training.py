@@ -134,6 +134,15 @@ def test_refinement_on_larger_crops_depends_only_on_the_first_phase_weights(demo
           refine_from=first_ckpt)
     again = read_checkpoint(tmp_path / "second/checkpoints/stage1/model.pt")["model"]
     assert all(torch.equal(v, again[k]) for k, v in full["model"].items())
+    # the batches: 2 crops of 32 px in the first phase, 1 of 48 px in the refinement
+    from lure.training.distributed import setup_distributed
+    from lure.training.trainer import Trainer
+
+    peek = Trainer("stage1", params, StageOutputs.default("stage1", tmp_path / "peek"), setup_distributed("cpu"),
+                   demo_data, progress=False)
+    assert next(peek._streams()["restoration"])["lq"].shape[::2] == (2, 32)
+    peek.start_at_refinement(first_ckpt)
+    assert next(peek._streams()["restoration"])["lq"].shape[::2] == (1, 48)
     with pytest.raises(ValueError, match="refinement starts after stage1.steps = 4"):
         train("stage1", params, StageOutputs.default("stage1", tmp_path / "third"), data_root=demo_data,
               progress=False, refine_from=tmp_path / "full/checkpoints/stage1/model.pt")
