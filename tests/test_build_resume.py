@@ -92,13 +92,19 @@ def test_build_resumes_after_sigkill(tmp_path):
 
     out = tmp_path / "out"
     split_dir = out / "shards/msrs/train"
+    results = tmp_path / "prefect/storage"  # Prefect's persisted task results, one per written shard
     proc = _start(params, out, env)
-    finished: list[Path] = []
+    cached: list[Path] = []
     deadline = time.monotonic() + 240
     try:
+        # kill once a train shard is on disk and every shard on disk has its task result recorded: a
+        # shard renamed into place but killed before Prefect recorded its result is rewritten (with
+        # the same bytes) by the next run, which the inode check below would misread as a failure
         while time.monotonic() < deadline and proc.poll() is None:
             finished = sorted(split_dir.glob("fusion-*.tar")) if split_dir.is_dir() else []
-            if finished:
+            n_results = len(list(results.glob("write-shard-*"))) if results.is_dir() else 0
+            if finished and n_results >= len(list(out.glob("shards/*/*/fusion-*.tar"))):
+                cached = finished
                 break
             time.sleep(0.02)
     finally:
@@ -115,11 +121,12 @@ def test_build_resumes_after_sigkill(tmp_path):
         assert _read_fully(path) in (3 * per_image * (SAMPLES_PER_SHARD - 1), 3 * per_image * SAMPLES_PER_SHARD)
     leftovers = [p.name for p in split_dir.iterdir() if p not in finished]
     assert all(name.endswith(".tmp") for name in leftovers), leftovers
-    stamps = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in finished}
+    assert cached, "no train shard with a recorded result was observed before the kill"
+    stamps = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cached}
 
     _finish(_start(params, out, env))
 
-    # finished shards were kept as they were: same inode (an atomic rewrite would replace it) and mtime
+    # recorded shards were kept as they were: same inode (an atomic rewrite would replace it) and mtime
     assert {n: ((split_dir / n).stat().st_ino, (split_dir / n).stat().st_mtime_ns) for n in stamps} == stamps
     # every shard the manifest lists reads fully; no stray partial file is left
     for split in ("train", "test"):
