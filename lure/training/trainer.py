@@ -381,7 +381,9 @@ class Trainer:
             first = self.validate()
             self._log(live, first, prefix="val/", first=True)
         self.model.train()
-        streams = self._streams() if self.step < self.steps else {}
+        # at the refinement's first step the loop builds the refinement's streams itself
+        at_boundary = bool(self.refine_steps) and self.step == cfg.steps
+        streams = self._streams() if self.step < self.steps and not at_boundary else {}
         log_every, eval_every, ckpt_every = cfg.log_every, cfg.eval_every, cfg.checkpoint_every
         running = self.running
         amp = self.device.type == "cuda" and cfg.bf16
