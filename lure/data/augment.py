@@ -18,6 +18,17 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 
+def whole_view(image: np.ndarray, side: int) -> np.ndarray:
+    """``image`` (uint8, ``HxW`` or ``HxWxC``) area-downscaled so that its shorter side is ``side``
+    pixels (aspect kept); unchanged when it is not larger than that."""
+    height, width = image.shape[:2]
+    short = min(height, width)
+    if short <= side:
+        return image
+    size = (max(side, round(width * side / short)), max(side, round(height * side / short)))  # cv2: (w, h)
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 class PairedCropFlip:
     """Pads (reflect) to at least ``crop``, takes the same random ``crop x crop`` window from both
     images (albumentations), then flips both horizontally and vertically, each with p = 0.5 and

@@ -40,7 +40,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from lure.data.augment import apply_pair, paired_crop_flip
+from lure.data.augment import apply_pair, paired_crop_flip, whole_view
 from lure.image_io import chw_tensor, decode_image, to_grey, to_rgb
 from lure.text.vocabulary import INFRARED, VISIBLE
 
@@ -177,15 +177,19 @@ class _PositionedStream(IterableDataset):
 
 
 class _Stage1Stream(_PositionedStream):
-    """Endless, task-mixed stream of augmented stage-1 samples."""
+    """Endless, task-mixed stream of augmented stage-1 samples; a sample of a task in
+    ``whole_view_tasks`` is, with probability ``whole_view`` (drawn from its seed), first
+    area-downscaled to the crop size on its shorter side (:func:`~lure.data.augment.whole_view`)."""
 
     second = "hq"
 
     def __init__(self, urls: list[str], crop: int, task_weights: dict[str, float] | None, seed: int,
-                 buffer_per_task: int = 32, max_scan: int = 4096) -> None:
+                 buffer_per_task: int = 32, max_scan: int = 4096, whole_view: float = 0.0,
+                 whole_view_tasks: tuple[str, ...] = ()) -> None:
         super().__init__(urls, crop, seed)
         self.task_weights = dict(task_weights) if task_weights else None
         self.buffer_per_task, self.max_scan = buffer_per_task, max_scan
+        self.whole_view, self.whole_view_tasks = whole_view, tuple(whole_view_tasks)
 
     def _raw_stream(self, rng: np.random.Generator) -> Iterator[dict]:
         while True:  # resample shards with replacement, forever
@@ -242,13 +246,16 @@ class _Stage1Stream(_PositionedStream):
             yield buf.pop(int(rng.integers(len(buf))))
 
     def _decode(self, s: dict, transform, sample_seed: int) -> dict:
-        del sample_seed  # the crop and flips are seeded through ``transform``
+        # the crop and flips are seeded through ``transform`` ([seed], [seed, 1]), the view by [seed, 3]
         meta = json.loads(s["json"])
         lq, hq = decode_image(s["lq.png"]), decode_image(s["hq.png"])
         if int(meta["modality"]) == INFRARED:
             lq, hq = to_grey(lq), to_grey(hq)
         else:
             lq, hq = to_rgb(lq), to_rgb(hq)
+        if (self.whole_view > 0 and meta["task"] in self.whole_view_tasks
+                and np.random.default_rng([sample_seed, 3]).random() < self.whole_view):
+            lq, hq = whole_view(lq, self.crop), whole_view(hq, self.crop)
         lq, hq = apply_pair(transform, lq, hq, "hq")
         return {"lq": chw_tensor(lq), "hq": chw_tensor(hq), "modality": int(meta["modality"]),
                 "task": meta["task"], "key": s["__key__"]}
@@ -380,18 +387,24 @@ def _check_common(urls: list[str], crop: int, batch_size: int, workers: int) -> 
 
 
 def stage1_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, task_weights: dict[str, float] | None,
-                  seed: int, epoch_length: int | None = None) -> Iterable[dict]:
+                  seed: int, epoch_length: int | None = None, whole_view: float = 0.0,
+                  whole_view_tasks: tuple[str, ...] = ()) -> Iterable[dict]:
     """Batches of stage-1 triplets ``{"lq", "hq": (B,3,crop,crop) float32 [0,1], "modality": LongTensor (B,),
     "task": list[str], "key": list[str]}``.
 
     Shards are resampled endlessly (the order drawn from ``seed`` and the epoch); tasks are drawn
     with probabilities proportional to ``task_weights`` (``{task_id: weight}``, ``None`` = the
     data's own frequencies). ``epoch_length`` batches per ``iter()``; ``None`` = endless. The
-    batches do not depend on ``workers`` (see :class:`ShardLoader`).
+    batches do not depend on ``workers`` (see :class:`ShardLoader`). ``whole_view``: the probability
+    that a sample of a task in ``whole_view_tasks`` shows its whole image downscaled to ``crop``
+    on the shorter side (0: plain crops; the draw does not move the crops of other samples).
     """
     urls = _as_url_list(urls, "stage1")
     _check_common(urls, crop, batch_size, workers)
-    return ShardLoader(_Stage1Stream(urls, crop, task_weights, seed), batch_size, workers, epoch_length)
+    if not 0.0 <= whole_view <= 1.0:
+        raise ValueError(f"whole_view must be a probability in [0, 1], got {whole_view}")
+    stream = _Stage1Stream(urls, crop, task_weights, seed, whole_view=whole_view, whole_view_tasks=whole_view_tasks)
+    return ShardLoader(stream, batch_size, workers, epoch_length)
 
 
 def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, seed: int,

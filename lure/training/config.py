@@ -23,6 +23,11 @@ from lure.training.source_similarity import PERCEPTUAL_TERMS
 C = TypeVar("C", bound="StageConfig")
 
 
+#: Stage-1 tasks whose degradation survives an area downscale of both images (the photometric
+#: ones; not sr4/sr8, whose inputs a resampling would change): ``refine_whole_view_tasks``.
+WHOLE_VIEW_TASKS: tuple[str, ...] = ("pd", "ll", "hz", "oe", "lc")
+
+
 def _spec(default: Any = MISSING, *, minimum: float | None = None, above: float | None = None,
           maximum: float | None = None, choices: tuple[str, ...] | None = None) -> Any:
     """A dataclass field with its allowed range: ``>= minimum``, ``> above``, ``<= maximum`` or
@@ -95,7 +100,11 @@ def _check_range(value: Any, metadata: Mapping[str, Any], where: str) -> None:
         if metadata.get("maximum") is not None and item > metadata["maximum"]:
             raise _fail(where, f"<= {metadata['maximum']}", value)
     choices = metadata.get("choices")
-    if choices and value not in choices:
+    if choices and isinstance(value, tuple):  # a list of choices: each item is one of them
+        for item in value:
+            if item not in choices:
+                raise _fail(where, f"a list of {', '.join(choices)}", value)
+    elif choices and value not in choices:
         raise _fail(where, f"one of {', '.join(choices)}", value)
 
 
@@ -215,6 +224,12 @@ class Stage1Config(StageConfig):
     of ``refine_batch_size``, with a fresh optimiser and their own warm-up/cosine schedule from
     ``refine_lr``. Global degradations (haze, infrared low contrast) depend on more of the image
     than a small crop shows. The refinement depends only on the weights the first ``steps`` left.
+    ``refine_whole_view``: the probability that a refinement sample of a task in
+    ``refine_whole_view_tasks`` shows its whole image, area-downscaled so that its shorter side is
+    ``refine_crop`` (then cropped to a square as usual): the photometric degradations are global
+    (low contrast pulls towards the *image* mean), and a whole view lets the global paths of the
+    network (channel attention pools, transposed attention) learn the image-level range.
+    Only photometric tasks may be listed: resampling would change the super-resolution inputs.
     """
 
     SECTION: ClassVar[str] = "stage1"
@@ -232,6 +247,8 @@ class Stage1Config(StageConfig):
     refine_batch_size: int = _spec(1, minimum=1)
     refine_lr: float = _spec(2.0e-4, above=0)
     refine_warmup_steps: int = _spec(10, minimum=0)
+    refine_whole_view: float = _spec(0.0, minimum=0, maximum=1)
+    refine_whole_view_tasks: tuple[str, ...] = _spec(WHOLE_VIEW_TASKS, choices=WHOLE_VIEW_TASKS)
 
     @property
     def loss_weights(self) -> Stage1LossWeights:

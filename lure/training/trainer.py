@@ -272,7 +272,8 @@ class Trainer:
             crop, batch_size = (c1.refine_crop, c1.refine_batch_size) if self.refining else (c1.crop, c1.batch_size)
             loaders["restoration"] = stage1_loader(
                 _resolve_urls(list(c1.train_sets), self.data_root), crop=crop, batch_size=batch_size,
-                workers=c1.workers, task_weights=c1.task_weights, seed=seed + (1 if self.refining else 0))
+                workers=c1.workers, task_weights=c1.task_weights, seed=seed + (1 if self.refining else 0),
+                whole_view=c1.refine_whole_view if self.refining else 0.0, whole_view_tasks=c1.refine_whole_view_tasks)
         if "fusion" in self.objectives:
             c2 = self.config.stage2
             loaders["fusion"] = fusion_loader(_resolve_urls(list(c2.train_sets), self.data_root), crop=c2.crop,
