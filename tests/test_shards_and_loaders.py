@@ -18,6 +18,7 @@ import torch
 from data_prep import derived, shards
 from data_prep.sources import demo as demo_source
 from data_prep.sources import get_parser
+from lure.data.augment import whole_view
 from lure.data.loaders import (
     fusion_loader,
     iter_degraded_pairs,
@@ -183,6 +184,44 @@ def test_stage1_task_weights(demo_shards):
     tasks = Counter(t for b in mixed for t in b["task"])
     assert set(tasks) == {"ll", "sr8"}
     assert 0.62 < tasks["ll"] / 200 < 0.88  # 0.75 expected
+
+
+def test_whole_views_are_the_downscaled_image(demo_shards):
+    """whole_view = 1: a listed task's crop is a window of the whole image area-downscaled to the
+    crop size on its shorter side (the same window of lq and hq); other tasks keep their crops."""
+    urls = shard_urls(demo_shards / "demo/train", "stage1")
+    kwargs = dict(crop=32, batch_size=6, workers=0, task_weights={"lc": 1.0, "sr4": 1.0}, seed=4, epoch_length=3)
+    plain = list(stage1_loader(urls, **kwargs))
+    views = list(stage1_loader(urls, **kwargs, whole_view=1.0, whole_view_tasks=("lc",)))
+    full = {s["key"]: s for s in iter_stage1_samples(urls)}
+    seen = Counter()
+    for p, v in zip(plain, views):
+        assert p["key"] == v["key"] and p["task"] == v["task"]
+        for i, (key, task) in enumerate(zip(v["key"], v["task"])):
+            if task == "sr4":
+                assert torch.equal(p["lq"][i], v["lq"][i]) and torch.equal(p["hq"][i], v["hq"][i])
+                continue
+            seen[task] += 1
+            small = {name: whole_view(full[key][name], 32) for name in ("lq", "hq")}
+            assert small["hq"].shape == (32, 40)  # 128 x 160 -> shorter side 32, aspect kept
+            got = {name: (v[name][i, 0].numpy() * 255).round().astype(np.uint8) for name in ("lq", "hq")}
+            matches = [
+                (x, flips) for x in range(9) for flips in ((), (0,), (1,), (0, 1))
+                if all(np.array_equal(np.flip(small[n][:, x:x + 32], flips), got[n]) for n in ("lq", "hq"))
+            ]
+            assert matches, f"{key}: the whole-view crop is no window of the downscaled image"
+    assert seen["lc"] >= 3
+    with pytest.raises(ValueError, match="whole_view must be a probability"):
+        stage1_loader(urls, **kwargs, whole_view=1.5)
+
+
+def test_whole_view_keeps_the_aspect_and_small_images():
+    image = (np.arange(60 * 100) % 251).reshape(60, 100).astype(np.uint8)
+    assert whole_view(image, 30).shape == (30, 50)
+    assert whole_view(np.dstack([image] * 3), 30).shape == (30, 50, 3)
+    assert whole_view(image, 60) is image and whole_view(image, 80) is image
+    flat = np.full((64, 64), 77, np.uint8)
+    assert np.array_equal(whole_view(flat, 16), np.full((16, 16), 77, np.uint8))  # area mean
 
 
 def test_loaders_with_workers(demo_shards):

@@ -103,6 +103,33 @@ def test_same_seed_same_metrics(demo_data, tmp_path):
     assert runs[0] == runs[1]
 
 
+def test_refine_unified_weight_weighs_the_refinement_only(demo_data, tmp_path):
+    """stage1.refine_unified_weight replaces unified_weight in the refinement; None keeps it, and
+    the first phase never sees it."""
+    base = {"stage1.steps": 4, "stage1.refine_steps": 2, "stage1.refine_crop": 32, "stage1.checkpoint_every": 100}
+    first = tiny_params(**{**base, "stage1.refine_steps": 0})
+    train("stage1", first, StageOutputs.default("stage1", tmp_path / "first"), data_root=demo_data, progress=False)
+    ckpt = tmp_path / "first/checkpoints/stage1/model.pt"
+    weights = {}
+    for name, value in (("none", None), ("same", first["stage1"]["unified_weight"]), ("heavy", 50.0)):
+        params = tiny_params(**base, **{"stage1.refine_unified_weight": value})
+        train("stage1", params, StageOutputs.default("stage1", tmp_path / name), data_root=demo_data, progress=False,
+              refine_from=ckpt)
+        weights[name] = read_checkpoint(tmp_path / name / "checkpoints/stage1/model.pt")["model"]
+
+    def equal(a: dict, b: dict) -> bool:
+        return all(torch.equal(v, b[k]) for k, v in a.items())
+
+    assert equal(weights["none"], weights["same"])
+    assert not equal(weights["none"], weights["heavy"])
+    # a whole run with the heavy refinement weight: its first phase logs the same losses
+    heavy = tiny_params(**base, **{"stage1.refine_unified_weight": 50.0})
+    train("stage1", heavy, StageOutputs.default("stage1", tmp_path / "whole"), data_root=demo_data, progress=False)
+    logged = [read_tsv(tmp_path / run / "dvclive/stage1/plots/metrics/train/loss.tsv") for run in ("first", "whole")]
+    assert [r for r in logged[1] if int(r["step"]) <= 4] == logged[0]
+    assert equal(read_checkpoint(tmp_path / "whole/checkpoints/stage1/model.pt")["model"], weights["heavy"])
+
+
 def test_refinement_on_larger_crops_depends_only_on_the_first_phase_weights(demo_data, tmp_path):
     """stage1.refine_steps: after ``steps`` steps, more steps on larger crops in smaller batches
     with a warm restart of the learning rate. The phase starts afresh (optimiser, RNGs, stream), so
@@ -143,6 +170,24 @@ def test_refinement_on_larger_crops_depends_only_on_the_first_phase_weights(demo
     assert next(peek._streams()["restoration"])["lq"].shape[::2] == (2, 32)
     peek.start_at_refinement(first_ckpt)
     assert next(peek._streams()["restoration"])["lq"].shape[::2] == (1, 48)
+    # refine_whole_view: the refinement's photometric samples show the whole image (downscaled);
+    # the first phase and the refinement's super-resolution samples are untouched
+    whole = tiny_params(**refine, **{"stage1.refine_whole_view": 1.0})
+
+    def batches(run_params: dict, name: str, refining: bool, n: int = 8) -> list[dict]:
+        trainer = Trainer("stage1", run_params, StageOutputs.default("stage1", tmp_path / name),
+                          setup_distributed("cpu"), demo_data, progress=False)
+        if refining:
+            trainer.start_at_refinement(first_ckpt)
+        stream = trainer._streams()["restoration"]
+        return [next(stream) for _ in range(n)]
+
+    assert all(torch.equal(a["lq"], b["lq"]) for a, b in zip(batches(params, "p0", False), batches(whole, "w0", False)))
+    plain, views = batches(params, "p1", True), batches(whole, "w1", True)
+    assert {a["task"][0] in ("sr4", "sr8") for a in plain} == {True, False}  # both kinds are drawn
+    for a, b in zip(plain, views):
+        assert a["key"] == b["key"] and b["lq"].shape == a["lq"].shape
+        assert torch.equal(a["hq"], b["hq"]) == (a["task"][0] in ("sr4", "sr8"))
     with pytest.raises(ValueError, match="refinement starts after stage1.steps = 4"):
         train("stage1", params, StageOutputs.default("stage1", tmp_path / "third"), data_root=demo_data,
               progress=False, refine_from=tmp_path / "full/checkpoints/stage1/model.pt")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from types import NoneType, UnionType
 from typing import Any, ClassVar, TypeVar
 
@@ -230,6 +230,7 @@ class Stage1Config(StageConfig):
     (low contrast pulls towards the *image* mean), and a whole view lets the global paths of the
     network (channel attention pools, transposed attention) learn the image-level range.
     Only photometric tasks may be listed: resampling would change the super-resolution inputs.
+    ``refine_unified_weight``: the weight of ``L_unified`` during the refinement (``None``: ``unified_weight``).
     """
 
     SECTION: ClassVar[str] = "stage1"
@@ -247,12 +248,20 @@ class Stage1Config(StageConfig):
     refine_batch_size: int = _spec(1, minimum=1)
     refine_lr: float = _spec(2.0e-4, above=0)
     refine_warmup_steps: int = _spec(10, minimum=0)
+    refine_unified_weight: float | None = _spec(None, minimum=0)
     refine_whole_view: float = _spec(0.0, minimum=0, maximum=1)
     refine_whole_view_tasks: tuple[str, ...] = _spec(WHOLE_VIEW_TASKS, choices=WHOLE_VIEW_TASKS)
 
     @property
     def loss_weights(self) -> Stage1LossWeights:
         return _pick(self, Stage1LossWeights)
+
+    @property
+    def refine_loss_weights(self) -> Stage1LossWeights:
+        """The loss weights of the refinement phase."""
+        if self.refine_unified_weight is None:
+            return self.loss_weights
+        return replace(self.loss_weights, unified_weight=self.refine_unified_weight)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -394,6 +394,9 @@ class Trainer:
             while self.step < self.steps:
                 if self.refine_steps and self.step == cfg.steps:
                     streams = self._start_refinement()
+                if "restoration" in self.objectives:  # the refinement may weigh L_unified differently
+                    s1 = self.config.stage1
+                    self.objectives["restoration"].weights = s1.refine_loss_weights if self.refining else s1.loss_weights
                 keys: list[str] = []
                 total = torch.zeros((), device=self.device)
                 parts: dict[str, torch.Tensor] = {}
