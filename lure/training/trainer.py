@@ -224,6 +224,13 @@ class Trainer:
         """Whether the run is in stage 1's large-crop refinement (from step ``stage1.steps`` on)."""
         return bool(self.refine_steps) and self.step >= self.cfg.steps
 
+    def _use_phase_loss_weights(self) -> None:
+        """Give the restoration objective the loss weights of the current phase (the refinement
+        may weigh ``L_unified`` differently: ``stage1.refine_unified_weight``)."""
+        if "restoration" in self.objectives:
+            s1 = self.config.stage1
+            self.objectives["restoration"].weights = s1.refine_loss_weights if self.refining else s1.loss_weights
+
     def _start_refinement(self) -> dict[str, DataStream]:
         """Enter the refinement: fresh optimiser moments, RNG states and data streams (positions
         0), so that the phase is a function of the weights the first phase left and the seed."""
@@ -232,6 +239,7 @@ class Trainer:
         _seed_everything(seed + self.ctx.rank)
         self.text_generator.manual_seed(seed * 1000 + self.ctx.rank)
         self.stream_positions = {}
+        self._use_phase_loss_weights()
         if self.ctx.is_main:
             tqdm.write(f"[{self.stage}] step {self.step}: refining on {self.cfg.refine_crop}-px crops "
                        f"(batch {self.cfg.refine_batch_size}) for {self.refine_steps} steps")
@@ -385,6 +393,7 @@ class Trainer:
         # at the refinement's first step the loop builds the refinement's streams itself
         at_boundary = bool(self.refine_steps) and self.step == cfg.steps
         streams = self._streams() if self.step < self.steps and not at_boundary else {}
+        self._use_phase_loss_weights()  # a resumed run may start inside the refinement
         log_every, eval_every, ckpt_every = cfg.log_every, cfg.eval_every, cfg.checkpoint_every
         running = self.running
         amp = self.device.type == "cuda" and cfg.bf16
@@ -394,9 +403,6 @@ class Trainer:
             while self.step < self.steps:
                 if self.refine_steps and self.step == cfg.steps:
                     streams = self._start_refinement()
-                if "restoration" in self.objectives:  # the refinement may weigh L_unified differently
-                    s1 = self.config.stage1
-                    self.objectives["restoration"].weights = s1.refine_loss_weights if self.refining else s1.loss_weights
                 keys: list[str] = []
                 total = torch.zeros((), device=self.device)
                 parts: dict[str, torch.Tensor] = {}
