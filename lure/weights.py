@@ -127,6 +127,50 @@ def folder_digest(folder: str | Path) -> dict[str, Any]:
     return {"files": count, "sha256": digest.hexdigest()}
 
 
+@dataclass(frozen=True)
+class WeightsComparison:
+    """How two checkpoints' models differ: ``tensors`` compared, the names only one side has,
+    and ``{name: max |a - b|}`` of the tensors present in both that are not bit-identical."""
+
+    tensors: int
+    only_in_first: tuple[str, ...]
+    only_in_second: tuple[str, ...]
+    differing: dict[str, float]
+    config_differences: tuple[str, ...]
+
+    @property
+    def identical(self) -> bool:
+        """Same configuration, same tensor names, every tensor bit-identical."""
+        return not (self.only_in_first or self.only_in_second or self.differing or self.config_differences)
+
+
+def compare_weights(first: str | Path, second: str | Path) -> WeightsComparison:
+    """Compare the models of two checkpoints (pipeline checkpoints or shipped weights files alike;
+    the training state is ignored): is a retrain the same model, bit for bit?"""
+    import torch
+
+    from lure.checkpoint import read_checkpoint
+
+    a, b = read_checkpoint(first), read_checkpoint(second)
+    config_a, config_b = a["model_config"], b["model_config"]
+    config_diff = tuple(f"model_config.{k}: {config_a.get(k)!r} != {config_b.get(k)!r}"
+                        for k in sorted(set(config_a) | set(config_b)) if config_a.get(k) != config_b.get(k))
+    if a.get("profile") != b.get("profile"):
+        config_diff += (f"profile: {a.get('profile')!r} != {b.get('profile')!r}",)
+    state_a, state_b = a["model"], b["model"]
+    differing = {}
+    for name in sorted(set(state_a) & set(state_b)):
+        x, y = state_a[name], state_b[name]
+        if x.shape != y.shape or x.dtype != y.dtype:
+            differing[name] = float("inf")
+        elif not torch.equal(x, y):
+            differing[name] = float((x.double() - y.double()).abs().max())
+    return WeightsComparison(tensors=len(set(state_a) & set(state_b)),
+                             only_in_first=tuple(sorted(set(state_a) - set(state_b))),
+                             only_in_second=tuple(sorted(set(state_b) - set(state_a))),
+                             differing=differing, config_differences=config_diff)
+
+
 def write_manifest_entry(name: str, entry: dict[str, Any], default: bool = False,
                          manifest_path: str | Path | None = None) -> dict[str, Any]:
     """Add or replace ``name`` in the manifest (atomic write); ``default`` makes it the default."""

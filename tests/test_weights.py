@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from data_prep.sources.folder import holdout_split
@@ -138,3 +139,33 @@ def test_ablation_mean_ranks_and_ship_manifest_entry(tmp_path):
     moved = tmp_path / "elsewhere"
     (tmp_path / "shards").rename(moved)  # the content hash does not depend on where the folder lies
     assert weights.folder_digest(moved)["sha256"] == info["sources"]["x"]["sha256"]
+
+
+def test_compare_weights_finds_a_retrain_identical_and_names_what_differs(tmp_path, capsys):
+    from lure.checkpoint import read_checkpoint, save_checkpoint
+    from pipelines.compare_weights import main as compare_main
+    from tests.model_helpers import seeded_demo_model
+
+    model = seeded_demo_model(2)
+    trained = tmp_path / "trained.pt"  # as the trainer writes it: with training state
+    save_checkpoint(trained, model, "demo", step=5, stage="stage2", optimizer={"state": {}})
+    weights.export_weights(trained, tmp_path / "shipped.pt")  # drops the training state only
+    payload = read_checkpoint(trained)
+    assert weights.compare_weights(trained, tmp_path / "shipped.pt").identical
+    assert compare_main([str(trained), str(tmp_path / "shipped.pt")]) == 0
+    assert capsys.readouterr().out.startswith(f"identical: {len(payload['model'])} tensors")
+
+    name = next(n for n, p in model.named_parameters() if p.ndim == 4)
+    with torch.no_grad():
+        dict(model.named_parameters())[name][0].add_(1e-3)
+    save_checkpoint(tmp_path / "retrained.pt", model, "demo")
+    result = weights.compare_weights(trained, tmp_path / "retrained.pt")
+    assert not result.identical and list(result.differing) == [name]
+    assert result.differing[name] == pytest.approx(1e-3, rel=1e-3)
+    assert result.tensors == len(payload["model"]) and not result.config_differences
+    assert compare_main([str(trained), str(tmp_path / "retrained.pt")]) == 1
+    assert name in capsys.readouterr().out
+
+    with pytest.raises(SystemExit) as exit_info:
+        compare_main([str(trained), "--shipped", "no-such-weights"])
+    assert exit_info.value.code == 2 and "no-such-weights" in capsys.readouterr().err
