@@ -165,6 +165,9 @@ def test_compare_weights_finds_a_retrain_identical_and_names_what_differs(tmp_pa
     assert result.tensors == len(payload["model"]) and not result.config_differences
     assert compare_main([str(trained), str(tmp_path / "retrained.pt")]) == 1
     assert name in capsys.readouterr().out
+    save_checkpoint(tmp_path / "relabelled.pt", model, "real")  # same tensors, another profile
+    assert weights.compare_weights(tmp_path / "retrained.pt", tmp_path / "relabelled.pt").config_differences == (
+        "profile: 'demo' != 'real'",)
 
     with pytest.raises(SystemExit) as exit_info:
         compare_main([str(trained), "--shipped", "no-such-weights"])
