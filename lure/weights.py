@@ -149,12 +149,12 @@ def compare_weights(first: str | Path, second: str | Path) -> WeightsComparison:
     the training state is ignored): is a retrain the same model, bit for bit?"""
     import torch
 
-    from lure.checkpoint import read_checkpoint
+    from lure.checkpoint import config_mismatch, read_checkpoint
+    from lure.models.config import LUREConfig
 
     a, b = read_checkpoint(first), read_checkpoint(second)
-    config_a, config_b = a["model_config"], b["model_config"]
-    config_diff = tuple(f"model_config.{k}: {config_a.get(k)!r} != {config_b.get(k)!r}"
-                        for k in sorted(set(config_a) | set(config_b)) if config_a.get(k) != config_b.get(k))
+    # "expected" is the first checkpoint's configuration, "checkpoint has" the second's
+    config_diff = tuple(config_mismatch(LUREConfig.from_dict(a["model_config"]), b["model_config"]))
     if a.get("profile") != b.get("profile"):
         config_diff += (f"profile: {a.get('profile')!r} != {b.get('profile')!r}",)
     state_a, state_b = a["model"], b["model"]

@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"identical: {result.tensors} tensors of {args.first} and {second} are bit-identical")
         return 0
     print(f"different: {args.first} and {second}")
+    if result.config_differences:
+        print("  configuration ('checkpoint has' = the second, 'expected' = the first):")
     for line in result.config_differences:
-        print(f"  {line}")
+        print(f"    {line}")
     for label, names in (("only in the first", result.only_in_first), ("only in the second", result.only_in_second)):
         if names:
             print(f"  {len(names)} tensors {label}: {', '.join(names[:args.show])}")
