@@ -268,8 +268,8 @@ def infrared_tensor(image: np.ndarray, ir_range: str = "full") -> torch.Tensor:
     if image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
         raise ValueError(f"infrared image: expected HxW (or 3-channel grey), got shape {image.shape}")
     array = _unit_float(image, "infrared image")
-    if array.ndim == 3:
-        array = array.mean(axis=2)
+    if array.ndim == 3:  # in float64: three equal channels give back exactly the one-channel image
+        array = array.mean(axis=2, dtype=np.float64).astype(np.float32)
     if ir_range == "stretch":
         low, high = float(array.min()), float(array.max())
         array = (array - low) / (high - low) if high > low else np.zeros_like(array)

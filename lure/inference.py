@@ -304,10 +304,13 @@ class Fuser:
         t_vi = self.text_embedding(plan.visible, VISIBLE)
         t_ir = self.text_embedding(plan.infrared, INFRARED)
 
-        def forward(vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
-            return self.model(vi, ir, t_vi, t_ir, rule_only=rule_only)
-
         inputs = [visible.to(self.device, torch.float32), infrared.to(self.device, torch.float32)]
+        # whole-image statistics before tiling: every tile is corrected as its image is
+        s_vi, s_ir = self.model.image_statistics(inputs[0]), self.model.image_statistics(inputs[1])
+
+        def forward(vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
+            return self.model(vi, ir, t_vi, t_ir, rule_only=rule_only, stats_visible=s_vi, stats_infrared=s_ir)
+
         return self._run(forward, inputs, self._tiling(tile), progress).clamp(0, 1)
 
     def fuse(
@@ -380,10 +383,13 @@ class Fuser:
             raise ValueError(f"modality must be one of {sorted(MODALITY_NAMES)}")
         text = self.text_embedding(task, modality)
 
-        def forward(img: torch.Tensor) -> torch.Tensor:
-            return self.model.restore(img, text, modality)
+        x = x.to(self.device)
+        stats = self.model.image_statistics(x)  # of the whole image, before tiling
 
-        out = self._run(forward, [x.to(self.device)], self._tiling(tile), progress).clamp(0, 1)
+        def forward(img: torch.Tensor) -> torch.Tensor:
+            return self.model.restore(img, text, modality, stats)
+
+        out = self._run(forward, [x], self._tiling(tile), progress).clamp(0, 1)
         if modality == INFRARED or x.shape[1] == 1:
             out = luminance(out)
         return to_uint8(out)

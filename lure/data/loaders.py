@@ -15,6 +15,10 @@ crop and flips on the two images of a pair:
   (``epoch_length`` batches per ``iter()``, endless when ``None``);
 * :func:`fusion_loader` — ``{"ir", "vi", "key"}``; one shuffled pass over the shards per ``iter()``.
 
+With ``with_statistics`` both also carry ``<image>_stats``: the whole image's
+:func:`~lure.models.global_correction.image_statistics` ``(B, 3, STATS_PER_CHANNEL)``, computed
+before the crop (for a model with ``global_correction``).
+
 A training stream's batches are a function of its seed and the epoch only (not of the number of
 worker processes); :meth:`ShardLoader.iterate` starts any epoch at any batch, so a resumed
 training run reads exactly the batches the uninterrupted run would have read.
@@ -42,6 +46,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from lure.data.augment import apply_pair, paired_crop_flip, whole_view
 from lure.image_io import chw_tensor, decode_image, to_grey, to_rgb
+from lure.models.global_correction import array_statistics
 from lure.text.vocabulary import INFRARED, VISIBLE
 
 MANIFEST = "manifest.json"
@@ -185,8 +190,9 @@ class _Stage1Stream(_PositionedStream):
 
     def __init__(self, urls: list[str], crop: int, task_weights: dict[str, float] | None, seed: int,
                  buffer_per_task: int = 32, max_scan: int = 4096, whole_view: float = 0.0,
-                 whole_view_tasks: tuple[str, ...] = ()) -> None:
+                 whole_view_tasks: tuple[str, ...] = (), with_statistics: bool = False) -> None:
         super().__init__(urls, crop, seed)
+        self.with_statistics = with_statistics
         self.task_weights = dict(task_weights) if task_weights else None
         self.buffer_per_task, self.max_scan = buffer_per_task, max_scan
         self.whole_view, self.whole_view_tasks = whole_view, tuple(whole_view_tasks)
@@ -253,12 +259,13 @@ class _Stage1Stream(_PositionedStream):
             lq, hq = to_grey(lq), to_grey(hq)
         else:
             lq, hq = to_rgb(lq), to_rgb(hq)
+        stats = {"lq_stats": array_statistics(lq), "hq_stats": array_statistics(hq)} if self.with_statistics else {}
         if (self.whole_view > 0 and meta["task"] in self.whole_view_tasks
                 and np.random.default_rng([sample_seed, 3]).random() < self.whole_view):
             lq, hq = whole_view(lq, self.crop), whole_view(hq, self.crop)
         lq, hq = apply_pair(transform, lq, hq, "hq")
         return {"lq": chw_tensor(lq), "hq": chw_tensor(hq), "modality": int(meta["modality"]),
-                "task": meta["task"], "key": s["__key__"]}
+                "task": meta["task"], "key": s["__key__"], **stats}
 
 
 class _FusionPass(_PositionedStream):
@@ -267,13 +274,16 @@ class _FusionPass(_PositionedStream):
     With ``degraded_fraction`` > 0 that fraction of the pairs (drawn per sample from its seed) is
     degraded after the crop by the seeded degradation library: a visible task from
     ``pd, ll, hz, oe`` and an infrared task from ``pd, lc, sr4, sr8``, not both ``pd``
-    (:data:`DEGRADED_PAIR_TASKS`); such a sample also carries the clean crops."""
+    (:data:`DEGRADED_PAIR_TASKS`); such a sample also carries the clean crops. Its statistics
+    (``with_statistics``) are the whole clean images'; the degraded inputs are degraded crops, whose
+    statistics the model reads from the crops themselves."""
 
     second = "ir"
 
     def __init__(self, urls: list[str], crop: int, seed: int, shuffle_buffer: int = 64,
-                 degraded_fraction: float = 0.0) -> None:
+                 degraded_fraction: float = 0.0, with_statistics: bool = False) -> None:
         super().__init__(urls, crop, seed)
+        self.with_statistics = with_statistics
         self.shuffle_buffer = shuffle_buffer
         if not 0.0 <= degraded_fraction <= 1.0:
             raise ValueError(f"degraded_fraction must be in [0, 1], got {degraded_fraction!r}")
@@ -293,8 +303,9 @@ class _FusionPass(_PositionedStream):
 
     def _decode(self, s: dict, transform, sample_seed: int) -> dict:
         ir, vi = to_grey(decode_image(s["ir.png"])), to_rgb(decode_image(s["vi.png"]))
+        stats = {"ir_stats": array_statistics(ir), "vi_stats": array_statistics(vi)} if self.with_statistics else {}
         vi, ir = apply_pair(transform, vi, ir, "ir")
-        sample = {"ir": chw_tensor(ir), "vi": chw_tensor(vi), "key": s["__key__"]}
+        sample = {"ir": chw_tensor(ir), "vi": chw_tensor(vi), "key": s["__key__"], **stats}
         if self.degraded_fraction > 0:
             # the clean crops are the loss targets; "ir"/"vi" become the degraded inputs
             sample |= {"ir_clean": sample["ir"], "vi_clean": sample["vi"]}
@@ -388,7 +399,7 @@ def _check_common(urls: list[str], crop: int, batch_size: int, workers: int) -> 
 
 def stage1_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, task_weights: dict[str, float] | None,
                   seed: int, epoch_length: int | None = None, whole_view: float = 0.0,
-                  whole_view_tasks: tuple[str, ...] = ()) -> Iterable[dict]:
+                  whole_view_tasks: tuple[str, ...] = (), with_statistics: bool = False) -> Iterable[dict]:
     """Batches of stage-1 triplets ``{"lq", "hq": (B,3,crop,crop) float32 [0,1], "modality": LongTensor (B,),
     "task": list[str], "key": list[str]}``.
 
@@ -398,27 +409,31 @@ def stage1_loader(urls: list[str] | str, crop: int, batch_size: int, workers: in
     batches do not depend on ``workers`` (see :class:`ShardLoader`). ``whole_view``: the probability
     that a sample of a task in ``whole_view_tasks`` shows its whole image downscaled to ``crop``
     on the shorter side (0: plain crops; the draw does not move the crops of other samples).
+    ``with_statistics``: add ``lq_stats``/``hq_stats``, the whole images' statistics.
     """
     urls = _as_url_list(urls, "stage1")
     _check_common(urls, crop, batch_size, workers)
     if not 0.0 <= whole_view <= 1.0:
         raise ValueError(f"whole_view must be a probability in [0, 1], got {whole_view}")
-    stream = _Stage1Stream(urls, crop, task_weights, seed, whole_view=whole_view, whole_view_tasks=whole_view_tasks)
+    stream = _Stage1Stream(urls, crop, task_weights, seed, whole_view=whole_view, whole_view_tasks=whole_view_tasks,
+                           with_statistics=with_statistics)
     return ShardLoader(stream, batch_size, workers, epoch_length)
 
 
 def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, seed: int,
-                  degraded_fraction: float = 0.0) -> Iterable[dict]:
+                  degraded_fraction: float = 0.0, with_statistics: bool = False) -> Iterable[dict]:
     """Batches of fusion pairs ``{"ir", "vi": (B,3,crop,crop) float32 [0,1], "key": list[str]}``; each
     ``iter()`` is one pass over the data (shard order and a 64-sample buffer shuffled per epoch).
     Every batch holds ``batch_size`` pairs but the epoch's last; the batches do not depend on ``workers``.
 
     ``degraded_fraction`` > 0 (degradation-aware stage 2, ours): that fraction of the pairs is
     degraded (``ir``/``vi``), and every batch also holds the clean crops ``ir_clean``/``vi_clean``
-    and the tasks ``vi_task``/``ir_task`` (lists of task ids, ``pd`` for a clean image)."""
+    and the tasks ``vi_task``/``ir_task`` (lists of task ids, ``pd`` for a clean image).
+    ``with_statistics``: add ``vi_stats``/``ir_stats``, the whole clean images' statistics."""
     urls = _as_url_list(urls, "fusion")
     _check_common(urls, crop, batch_size, workers)
-    return ShardLoader(_FusionPass(urls, crop, seed, degraded_fraction=degraded_fraction), batch_size, workers, None)
+    stream = _FusionPass(urls, crop, seed, degraded_fraction=degraded_fraction, with_statistics=with_statistics)
+    return ShardLoader(stream, batch_size, workers, None)
 
 
 def estimate_steps(n_samples: int, batch_size: int) -> int:

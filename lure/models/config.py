@@ -34,6 +34,8 @@ class LUREConfig:
     inner_residual: bool = True
     fusion_rule: str = "l1"  # "l1" (DenseFuse) | "l1_softmax" | "add" | "avg" | "none"
     l1_window: int = 3
+    # ours: whole-image statistics + text -> per-channel gain/shift of the input (global_correction.py)
+    global_correction: bool = False
 
     def __post_init__(self) -> None:
         levels = len(self.widths)

@@ -10,6 +10,7 @@ from lure.models.config import LUREConfig
 from lure.models.decoder import Decoder
 from lure.models.encoder import ImageEncoder
 from lure.models.fusion import FusionModule
+from lure.models.global_correction import GlobalAffineCorrection, image_statistics
 from lure.models.text_encoder import TextProjection
 
 STAGES = ("stage1", "stage2", "joint")
@@ -60,6 +61,9 @@ class LURE(nn.Module):
         self.encoder = ImageEncoder(config)
         self.decoder = Decoder(config)
         self.fusion = FusionModule(config)
+        # built last: with it switched on, every other module starts from the same weights
+        self.global_correction = (GlobalAffineCorrection(config.image_channels, config.text_dim)
+                                  if config.global_correction else None)
 
     # -- building blocks ---------------------------------------------------------------
     def project_text(self, embedding: torch.Tensor) -> torch.Tensor:
@@ -70,11 +74,23 @@ class LURE(nn.Module):
         """Task logits ``(B, num_tasks)`` from a text feature (for ``L_text``)."""
         return self.task_classifier(text_feature)
 
+    def image_statistics(self, image: torch.Tensor) -> torch.Tensor | None:
+        """Whole-image statistics for :meth:`encode` (``None`` when the model has no global
+        correction): compute them on the whole, unpadded image before cropping or tiling it."""
+        if self.global_correction is None:
+            return None
+        return image_statistics(image, self.config.image_channels)
+
     def encode(self, image: torch.Tensor, text_feature: torch.Tensor,
-               modality: torch.Tensor | int) -> list[torch.Tensor]:
-        """``E_img``; ``image`` H, W must be multiples of ``config.size_multiple``."""
+               modality: torch.Tensor | int, stats: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """``E_img``; ``image`` H, W must be multiples of ``config.size_multiple``. ``stats``: the
+        :meth:`image_statistics` of the whole image ``image`` was cut from (``None``: of ``image``
+        itself); used only by a model with ``config.global_correction``."""
         image = to_network_channels(image, self.config.image_channels)
         modality = self._modality_tensor(modality, image)
+        if self.global_correction is not None:
+            stats = image_statistics(image) if stats is None else stats.to(image.device)
+            image = self.global_correction(image, stats, text_feature)
         return self.encoder(image, text_feature, modality)
 
     def decode(self, latents: list[torch.Tensor]) -> torch.Tensor:
@@ -84,24 +100,34 @@ class LURE(nn.Module):
         return self.fusion(latents_vi, latents_ir)
 
     # -- whole passes on arbitrary sizes -----------------------------------------------
-    def restore(self, image: torch.Tensor, text_embedding: torch.Tensor, modality: torch.Tensor | int) -> torch.Tensor:
-        """Stage-1 pass ``D(E_img(x, c, m))`` on an image of any size; output has the input's size."""
+    def restore(self, image: torch.Tensor, text_embedding: torch.Tensor, modality: torch.Tensor | int,
+                stats: torch.Tensor | None = None) -> torch.Tensor:
+        """Stage-1 pass ``D(E_img(x, c, m))`` on an image of any size; output has the input's size.
+        ``stats``: of the whole image when ``image`` is a tile of it (see :meth:`encode`)."""
+        if stats is None:
+            stats = self.image_statistics(image)
         padded, size = pad_to_multiple(image, self.config.size_multiple)
-        latents = self.encode(padded, self.project_text(text_embedding), modality)
+        latents = self.encode(padded, self.project_text(text_embedding), modality, stats)
         return crop_to(self.decode(latents), size)
 
     def forward(self, visible: torch.Tensor, infrared: torch.Tensor, text_visible: torch.Tensor,
-                text_infrared: torch.Tensor, rule_only: bool = False) -> torch.Tensor:
+                text_infrared: torch.Tensor, rule_only: bool = False, stats_visible: torch.Tensor | None = None,
+                stats_infrared: torch.Tensor | None = None) -> torch.Tensor:
         """Fused image ``(B, 3, H, W)`` from a visible and an infrared image of equal size.
 
-        ``rule_only=True`` decodes the prior-rule fusion without the learned branch."""
+        ``rule_only=True`` decodes the prior-rule fusion without the learned branch.
+        ``stats_visible``/``stats_infrared``: of the whole images when these are tiles or crops."""
         if visible.shape[-2:] != infrared.shape[-2:]:
             raise ValueError(f"visible {tuple(visible.shape[-2:])} and infrared {tuple(infrared.shape[-2:])} "
                              "images must have the same height and width")
+        if stats_visible is None:
+            stats_visible = self.image_statistics(visible)
+        if stats_infrared is None:
+            stats_infrared = self.image_statistics(infrared)
         vi, size = pad_to_multiple(visible, self.config.size_multiple)
         ir, _ = pad_to_multiple(infrared, self.config.size_multiple)
-        z_vi = self.encode(vi, self.project_text(text_visible), 0)
-        z_ir = self.encode(ir, self.project_text(text_infrared), 1)
+        z_vi = self.encode(vi, self.project_text(text_visible), 0, stats_visible)
+        z_ir = self.encode(ir, self.project_text(text_infrared), 1, stats_infrared)
         fused = self.fusion.rule_only(z_vi, z_ir) if rule_only else self.fuse_latents(z_vi, z_ir)
         return crop_to(self.decode(fused), size)
 
@@ -123,6 +149,8 @@ class LURE(nn.Module):
             "text_projection": [self.text_projection, self.task_classifier],
             "encoder": [self.encoder], "decoder": [self.decoder], "fusion": [self.fusion],
         }
+        if self.global_correction is not None:
+            parts["global_correction"] = [self.global_correction]
         counts = {k: sum(p.numel() for m in mods for p in m.parameters()) for k, mods in parts.items()}
         counts["total"] = sum(p.numel() for p in self.parameters())
         return counts

@@ -35,14 +35,18 @@ class Stage1Objective(nn.Module):
         self.weights = weights
 
     def forward(self, lq: torch.Tensor, hq: torch.Tensor, modality: torch.Tensor, text_task: torch.Tensor,
-                text_pd: torch.Tensor, task_class: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                text_pd: torch.Tensor, task_class: torch.Tensor, lq_stats: torch.Tensor | None = None,
+                hq_stats: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``lq_stats``/``hq_stats``: the whole images' statistics (for a model with a global
+        correction; ``None``: read from the crops)."""
         model = self.model
         n = lq.shape[0]
         # x and y go through the encoder and decoder as one batch of 2B: the same result as two
         # passes (no layer mixes samples) at a better CPU/GPU efficiency than two batches of B.
         c_both = model.project_text(torch.cat([text_task, text_pd]))  # (2B, text_dim)
         images = torch.cat([to_network_channels(lq), to_network_channels(hq)])
-        latents = model.encode(images, c_both, torch.cat([modality, modality]))
+        stats = None if lq_stats is None or hq_stats is None else torch.cat([lq_stats, hq_stats])
+        latents = model.encode(images, c_both, torch.cat([modality, modality]), stats)
         restored = model.decode(latents)  # (2B, 3, H, W): y_hat, then y_hat_pd
         z, z_pd = [lat[:n] for lat in latents], [lat[n:] for lat in latents]
         w = self.weights
@@ -90,24 +94,29 @@ class Stage2Objective(nn.Module):
     def forward(self, visible: torch.Tensor, infrared: torch.Tensor, text_vi: torch.Tensor,
                 text_ir: torch.Tensor, visible_clean: torch.Tensor | None = None,
                 infrared_clean: torch.Tensor | None = None, text_vi_pd: torch.Tensor | None = None,
-                text_ir_pd: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                text_ir_pd: torch.Tensor | None = None, stats_vi: torch.Tensor | None = None,
+                stats_ir: torch.Tensor | None = None, stats_vi_clean: torch.Tensor | None = None,
+                stats_ir_clean: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of fusing ``visible``/``infrared`` (``(B, 3, H, W)`` in [0, 1]) described by
         ``text_vi``/``text_ir``. Degradation-aware batches also pass the clean crops (the loss
-        targets) and their pseudo descriptions (the consistency term's reference fusion)."""
+        targets) and their pseudo descriptions (the consistency term's reference fusion).
+        ``stats_*``: whole-image statistics of the inputs and of the clean images (for a model with a
+        global correction; ``None``: read from the crops)."""
         model = self.model
         target_vi = visible if visible_clean is None else visible_clean
         target_ir = infrared if infrared_clean is None else infrared_clean
         if self.perceptual == "latent":  # keep the source latents: the term compares against them
             c_vi, c_ir = model.project_text(text_vi), model.project_text(text_ir)
-            z_vi, z_ir = model.encode(visible, c_vi, 0), model.encode(infrared, c_ir, 1)
+            z_vi, z_ir = model.encode(visible, c_vi, 0, stats_vi), model.encode(infrared, c_ir, 1, stats_ir)
             fused = model.decode(model.fuse_latents(z_vi, z_ir))
             if visible_clean is not None:  # degraded batch: compare with the clean sources' latents,
                 # and encode the (clean) fused image as a clean image, with the pseudo descriptions
                 c_vi, c_ir = model.project_text(text_vi_pd), model.project_text(text_ir_pd)
                 with torch.no_grad():
-                    z_vi, z_ir = model.encode(visible_clean, c_vi, 0), model.encode(infrared_clean, c_ir, 1)
+                    z_vi = model.encode(visible_clean, c_vi, 0, stats_vi_clean)
+                    z_ir = model.encode(infrared_clean, c_ir, 1, stats_ir_clean)
         else:
-            fused = model(visible, infrared, text_vi, text_ir)
+            fused = model(visible, infrared, text_vi, text_ir, stats_visible=stats_vi, stats_infrared=stats_ir)
         visible, infrared = target_vi, target_ir  # every term below compares with the clean sources
         l_color = color_loss(fused, visible)
         l_grad = gradient_loss(fused, visible, infrared)
@@ -118,7 +127,8 @@ class Stage2Objective(nn.Module):
             total = total + self.intensity_weight * parts["intensity"]
         if self.consistency_weight > 0 and visible_clean is not None:
             with torch.no_grad():  # the current model's fusion of the clean pair is the reference
-                reference = model(visible_clean, infrared_clean, text_vi_pd, text_ir_pd)
+                reference = model(visible_clean, infrared_clean, text_vi_pd, text_ir_pd,
+                                  stats_visible=stats_vi_clean, stats_infrared=stats_ir_clean)
             parts["consistency"] = F.l1_loss(fused, reference)
             total = total + self.consistency_weight * parts["consistency"]
         if self.perceptual != "none":

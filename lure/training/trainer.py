@@ -274,6 +274,7 @@ class Trainer:
         from lure.data.loaders import fusion_loader, stage1_loader
 
         seed = int(self.params["seed"]) + 1_000_003 * self.ctx.rank
+        statistics = self.model.global_correction is not None  # whole-image statistics for the correction
         loaders: dict[str, Any] = {}
         if "restoration" in self.objectives:
             c1 = self.config.stage1
@@ -281,12 +282,13 @@ class Trainer:
             loaders["restoration"] = stage1_loader(
                 _resolve_urls(list(c1.train_sets), self.data_root), crop=crop, batch_size=batch_size,
                 workers=c1.workers, task_weights=c1.task_weights, seed=seed + (1 if self.refining else 0),
-                whole_view=c1.refine_whole_view if self.refining else 0.0, whole_view_tasks=c1.refine_whole_view_tasks)
+                whole_view=c1.refine_whole_view if self.refining else 0.0, whole_view_tasks=c1.refine_whole_view_tasks,
+                with_statistics=statistics)
         if "fusion" in self.objectives:
             c2 = self.config.stage2
             loaders["fusion"] = fusion_loader(_resolve_urls(list(c2.train_sets), self.data_root), crop=c2.crop,
                                               batch_size=c2.batch_size, workers=c2.workers, seed=seed,
-                                              degraded_fraction=c2.degraded_fraction)
+                                              degraded_fraction=c2.degraded_fraction, with_statistics=statistics)
         return {name: DataStream(loader, **self.stream_positions.get(name, {})) for name, loader in loaders.items()}
 
     def _restoration_inputs(self, batch: dict) -> tuple:
@@ -296,20 +298,26 @@ class Trainer:
         return (batch["lq"].to(self.device), batch["hq"].to(self.device), modality,
                 self.bank.sample(tasks, mods, self.text_generator).to(self.device),
                 self.bank.sample(["pd"] * len(tasks), mods, self.text_generator).to(self.device),
-                torch.tensor([TASK_CLASS[t] for t in tasks], device=self.device))
+                torch.tensor([TASK_CLASS[t] for t in tasks], device=self.device),
+                self._optional(batch, "lq_stats"), self._optional(batch, "hq_stats"))
+
+    def _optional(self, batch: dict, key: str) -> torch.Tensor | None:
+        return batch[key].to(self.device) if key in batch else None
 
     def _fusion_inputs(self, batch: dict) -> tuple:
         n = batch["vi"].shape[0]
         pd_vi = self.bank.sample(["pd"] * n, [0] * n, self.text_generator).to(self.device)
         pd_ir = self.bank.sample(["pd"] * n, [1] * n, self.text_generator).to(self.device)
+        stats_vi, stats_ir = self._optional(batch, "vi_stats"), self._optional(batch, "ir_stats")
         inputs = (batch["vi"].to(self.device), batch["ir"].to(self.device), pd_vi, pd_ir)
         if "vi_task" not in batch:  # clean pairs (the paper's stage 2)
-            return inputs
-        # degradation-aware stage 2: task descriptions of each image, then the clean targets
+            return (*inputs, None, None, None, None, stats_vi, stats_ir)
+        # degradation-aware stage 2: task descriptions of each image, then the clean targets; the
+        # degraded crops' statistics come from the crops, the clean reference's from the whole images
         text_vi = self.bank.sample(list(batch["vi_task"]), [0] * n, self.text_generator).to(self.device)
         text_ir = self.bank.sample(list(batch["ir_task"]), [1] * n, self.text_generator).to(self.device)
         return (inputs[0], inputs[1], text_vi, text_ir, batch["vi_clean"].to(self.device),
-                batch["ir_clean"].to(self.device), pd_vi, pd_ir)
+                batch["ir_clean"].to(self.device), pd_vi, pd_ir, None, None, stats_vi, stats_ir)
 
     # -- validation ------------------------------------------------------------------------
     @contextmanager

@@ -1,0 +1,84 @@
+"""Whole-image statistics and the text-conditioned global affine correction (ours).
+
+The paper's encoder sees the image through 3x3 convolutions, channel attention and, in training,
+small crops; the global photometric degradations depend on the *whole* image: infrared low
+contrast is ``m + c (x - m) + o`` around the image mean, haze adds a global airlight, low light and
+over-exposure change the global exposure. :func:`image_statistics` summarises a whole image
+(per channel: mean, standard deviation and five quantiles) and :class:`GlobalAffineCorrection`
+maps those statistics and the task's text feature to a per-channel gain and shift applied to the
+input before the encoder: a learned, text-conditioned contrast/exposure stretch. Its last layer
+starts at zero, so an untrained correction is the identity.
+
+The statistics must describe the whole image: a training crop, an inference tile or a padded
+image is given the statistics of the image it was cut from (the loaders and
+:class:`lure.inference.Fuser` compute them before cropping, tiling and padding).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+#: Quantiles of each channel in :func:`image_statistics` (after the mean and standard deviation).
+STAT_QUANTILES = (0.01, 0.1, 0.5, 0.9, 0.99)
+#: Values per channel: mean, standard deviation, then :data:`STAT_QUANTILES`.
+STATS_PER_CHANNEL = 2 + len(STAT_QUANTILES)
+#: The statistics are read on a regular subsample with at most this many pixels on a side.
+MAX_STATS_SIDE = 256
+
+
+def image_statistics(image: torch.Tensor, channels: int = 3) -> torch.Tensor:
+    """Per-channel statistics ``(B, channels, STATS_PER_CHANNEL)`` float32 of ``(B, 1|3, H, W)``
+    images in [0, 1] (a one-channel image is repeated to ``channels``, as the network sees it).
+
+    Read on every ``s``-th pixel in both directions, ``s = ceil(max(H, W) / MAX_STATS_SIDE)``, so
+    the cost does not grow with the image and a crop of a larger image is never needed."""
+    if image.ndim != 4:
+        raise ValueError(f"image_statistics expects (B, C, H, W), got shape {tuple(image.shape)}")
+    if image.shape[1] == 1 and channels != 1:
+        image = image.expand(-1, channels, -1, -1)
+    stride = max(1, math.ceil(max(image.shape[-2:]) / MAX_STATS_SIDE))
+    x = image[..., ::stride, ::stride].float().flatten(2)  # (B, C, N)
+    q = torch.tensor(STAT_QUANTILES, dtype=x.dtype, device=x.device)
+    quantiles = torch.quantile(x, q, dim=-1).permute(1, 2, 0)  # (B, C, Q)
+    mean, std = x.mean(-1, keepdim=True), x.std(-1, unbiased=False, keepdim=True)
+    return torch.cat([mean, std, quantiles], dim=-1)
+
+
+def array_statistics(image: np.ndarray, channels: int = 3) -> torch.Tensor:
+    """:func:`image_statistics` of one uint8 ``HxW`` or ``HxWxC`` array: ``(channels, STATS_PER_CHANNEL)``."""
+    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
+    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+    return image_statistics(x, channels)[0]
+
+
+class GlobalAffineCorrection(nn.Module):
+    """``x' = mu + g * (x - mu) + b`` per channel, with the gain ``g`` and shift ``b`` predicted by
+    a two-layer MLP from the whole image's statistics and the text feature ``c``.
+
+    ``mu`` is the image's channel mean; ``log g`` is bounded to ``[-max_log_gain, max_log_gain]``.
+    Input ``(B, C, H, W)`` (nominally [0, 1]; the output is not clamped), statistics
+    ``(B, C, STATS_PER_CHANNEL)``, text ``(B, text_dim)``.
+    """
+
+    def __init__(self, channels: int, text_dim: int, hidden: int = 64, max_log_gain: float = 3.0) -> None:
+        super().__init__()
+        self.channels, self.max_log_gain = channels, max_log_gain
+        self.mlp = nn.Sequential(
+            nn.Linear(channels * STATS_PER_CHANNEL + text_dim, hidden), nn.GELU(), nn.Linear(hidden, 2 * channels))
+        nn.init.zeros_(self.mlp[-1].weight)  # identity at initialisation
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def gain_and_shift(self, stats: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gain and shift ``(B, C)`` each."""
+        log_gain, shift = self.mlp(torch.cat([stats.flatten(1).to(text.dtype), text], dim=1)).chunk(2, dim=1)
+        bound = self.max_log_gain
+        return torch.exp(bound * torch.tanh(log_gain / bound)), shift
+
+    def forward(self, image: torch.Tensor, stats: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        gain, shift = self.gain_and_shift(stats, text)
+        mean = stats[..., 0].to(image.dtype)[..., None, None]  # (B, C, 1, 1)
+        return mean + gain[..., None, None] * (image - mean) + shift[..., None, None]
