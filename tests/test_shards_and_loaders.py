@@ -29,6 +29,7 @@ from lure.data.loaders import (
 )
 from lure.fileio import sha256_file
 from lure.image_io import decode_image
+from lure.models.global_correction import image_statistics
 from lure.text.vocabulary import INFRARED, VISIBLE
 from tests.data_fixtures import trees
 
@@ -213,6 +214,40 @@ def test_whole_views_are_the_downscaled_image(demo_shards):
     assert seen["lc"] >= 3
     with pytest.raises(ValueError, match="whole_view must be a probability"):
         stage1_loader(urls, **kwargs, whole_view=1.5)
+
+
+def test_whole_image_statistics_ride_with_the_crops(demo_shards):
+    """with_statistics: each sample carries the statistics of its whole images (not of the crop),
+    for stage-1 triplets (lq and hq, also in whole views) and fusion pairs; the crops themselves
+    are the batches without statistics."""
+    from lure.models.global_correction import STATS_PER_CHANNEL, array_statistics
+
+    urls = shard_urls(demo_shards / "demo/train", "stage1")
+    kwargs = dict(crop=32, batch_size=4, workers=0, task_weights={"lc": 1.0, "hz": 1.0}, seed=2, epoch_length=2)
+    plain = list(stage1_loader(urls, **kwargs))
+    with_stats = list(stage1_loader(urls, **kwargs, whole_view=0.5, whole_view_tasks=("lc",), with_statistics=True))
+    full = {s["key"]: s for s in iter_stage1_samples(urls)}
+    assert "lq_stats" not in plain[0]
+    for batch in with_stats:
+        assert batch["lq_stats"].shape == (4, 3, STATS_PER_CHANNEL)
+        for i, key in enumerate(batch["key"]):
+            for name in ("lq", "hq"):
+                assert torch.equal(batch[f"{name}_stats"][i], array_statistics(full[key][name]))
+            crop = batch["lq"][i : i + 1]
+            assert not torch.allclose(batch["lq_stats"][i], image_statistics(crop)[0], atol=1e-3)
+    for p, s in zip(plain, with_stats, strict=True):  # the statistics move no crop
+        assert p["key"] == s["key"]
+    split = demo_shards / "demo/train"
+    pairs = {key: (ir, vi) for key, ir, vi in iter_fusion_pairs(split)}
+    plain = list(fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1))
+    batches = list(fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1, with_statistics=True))
+    for p, batch in zip(plain, batches, strict=True):
+        assert torch.equal(p["vi"], batch["vi"]) and torch.equal(p["ir"], batch["ir"])
+        for i, key in enumerate(batch["key"]):
+            ir, vi = pairs[key]
+            assert torch.equal(batch["ir_stats"][i], array_statistics(ir))
+            assert torch.equal(batch["vi_stats"][i], array_statistics(vi))
+            assert torch.equal(batch["ir_stats"][i, 0], batch["ir_stats"][i, 2])  # grey infrared
 
 
 def test_whole_view_keeps_the_aspect_and_small_images():

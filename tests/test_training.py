@@ -93,6 +93,34 @@ def test_degradation_aware_stage2_trains_on_degraded_pairs(demo_data, tmp_path):
     assert changed and all(k.startswith("fusion.") for k in changed), sorted(changed)[:5]
 
 
+def test_global_correction_trains_in_stage1_on_whole_image_statistics(demo_data, tmp_path):
+    """model.global_correction: the loaders hand the objectives the whole images' statistics,
+    stage 1 trains the correction (it leaves the identity), stage 2 leaves it as stage 1 did."""
+    from lure.config import model_config
+    from lure.models.global_correction import STATS_PER_CHANNEL
+    from lure.training.distributed import setup_distributed, teardown_distributed
+    from lure.training.trainer import Trainer
+
+    params = tiny_params()
+    params["model"]["global_correction"] = True
+    assert model_config(params).global_correction
+    ctx = setup_distributed("cpu")
+    try:
+        trainer = Trainer("stage1", params, StageOutputs.default("stage1", tmp_path / "probe"), ctx, demo_data, False)
+        batch = next(trainer._streams()["restoration"])
+        inputs = trainer._restoration_inputs(batch)
+        assert inputs[-2].shape == (2, 3, STATS_PER_CHANNEL) and inputs[-1].shape == (2, 3, STATS_PER_CHANNEL)
+    finally:
+        teardown_distributed(ctx)
+    train("stage1", params, StageOutputs.default("stage1", tmp_path), data_root=demo_data, progress=False)
+    train("stage2", params, StageOutputs.default("stage2", tmp_path), data_root=demo_data, progress=False)
+    stage1 = read_checkpoint(tmp_path / "checkpoints/stage1/model.pt")["model"]
+    stage2 = read_checkpoint(tmp_path / "checkpoints/stage2/model.pt")["model"]
+    last = [k for k in stage1 if k.startswith("global_correction.mlp.2.")]
+    assert len(last) == 2 and all(stage1[k].abs().sum() > 0 for k in last)  # zero at init, trained
+    assert all(torch.equal(stage1[k], stage2[k]) for k in stage1 if k.startswith("global_correction."))
+
+
 def test_same_seed_same_metrics(demo_data, tmp_path):
     params = tiny_params(**{"stage1.steps": 4})
     runs = []

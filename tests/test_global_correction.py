@@ -1,0 +1,182 @@
+"""The global affine correction (ours, ``model.global_correction``): whole-image statistics, the
+text-conditioned per-channel gain/shift, its place in the network, and that crops and tiles are
+corrected with the statistics of the image they were cut from. No mocks: the real modules."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lure.checkpoint import load_model, read_checkpoint, save_checkpoint
+from lure.config import load_params, model_config
+from lure.inference import Fuser, TilingConfig, run_tiled
+from lure.models.config import LUREConfig
+from lure.models.global_correction import (
+    MAX_STATS_SIDE,
+    STAT_QUANTILES,
+    STATS_PER_CHANNEL,
+    GlobalAffineCorrection,
+    array_statistics,
+    image_statistics,
+)
+from lure.models.lure_model import LURE
+
+TINY = LUREConfig(widths=(8, 16, 16, 24), latent_channels=(4, 8, 8, 8), base_blocks=(1, 1, 1, 1),
+                  branch_blocks=(1, 1, 1, 1), decoder_blocks=(1, 1, 1, 1), fusion_blocks=(1, 1, 1, 1),
+                  heads=2, text_backbone_dim=32, text_dim=16, global_correction=True)
+
+
+def randomise_correction(model: LURE, seed: int = 3, std: float = 0.5) -> None:
+    """Give the (zero-initialised) last layer of the correction random weights."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.global_correction.mlp[-1].parameters():
+            p.copy_(std * torch.randn(p.shape, generator=generator))
+
+
+def test_statistics_are_the_mean_spread_and_quantiles_of_each_channel():
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 40, 50, generator=generator) ** torch.tensor([1.0, 2.0, 0.5])[:, None, None]
+    stats = image_statistics(image)
+    assert stats.shape == (2, 3, STATS_PER_CHANNEL) and stats.dtype == torch.float32
+    flat = image.flatten(2).double().numpy()
+    np.testing.assert_allclose(stats[..., 0], flat.mean(-1), atol=1e-6)
+    np.testing.assert_allclose(stats[..., 1], flat.std(-1), atol=1e-6)
+    np.testing.assert_allclose(stats[..., 2:], np.moveaxis(np.quantile(flat, STAT_QUANTILES, axis=-1), 0, -1),
+                               atol=1e-6)
+    # a darker channel has a lower mean and median: the statistics tell the channels apart
+    assert stats[0, 1, 0] < stats[0, 0, 0] < stats[0, 2, 0]
+    # a grey image is seen as the network sees it: repeated to three equal channels
+    grey = image_statistics(image[:, :1])
+    assert torch.equal(grey[:, 1], grey[:, 0]) and torch.equal(grey[:, 0], stats[:, 0])
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        image_statistics(image[0])
+
+
+def test_large_images_are_read_on_a_regular_subsample_and_arrays_match_tensors():
+    rng = np.random.default_rng(1)
+    array = rng.integers(0, 256, (1000, 700, 3), dtype=np.uint8)
+    tensor = torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255
+    stride = math.ceil(1000 / MAX_STATS_SIDE)
+    assert stride == 4
+    assert torch.equal(image_statistics(tensor), image_statistics(tensor[..., ::stride, ::stride]))
+    assert torch.allclose(array_statistics(array), image_statistics(tensor)[0], atol=1e-6)
+    grey = array[..., 0]
+    assert torch.allclose(array_statistics(grey), image_statistics(tensor[:, :1])[0], atol=1e-6)
+
+
+def test_correction_starts_as_the_identity_and_is_a_bounded_affine_map_per_channel():
+    torch.manual_seed(0)
+    correction = GlobalAffineCorrection(channels=3, text_dim=8)
+    image = torch.rand(2, 3, 12, 16)
+    stats, text = image_statistics(image), torch.randn(2, 8)
+    assert torch.allclose(correction(image, stats, text), image, atol=1e-6)
+
+    with torch.no_grad():
+        correction.mlp[-1].bias.copy_(torch.tensor([10.0, 0.0, -10.0, 0.1, 0.0, -0.2]))  # log gains, shifts
+    gain, shift = correction.gain_and_shift(stats, text)
+    bound = math.exp(correction.max_log_gain)
+    assert torch.allclose(gain[:, 1], torch.ones(2)) and (gain[:, 0] < bound).all() and (gain[:, 2] > 1 / bound).all()
+    assert gain[0, 0] > 15 and gain[0, 2] < 1 / 15  # large but bounded
+    mean = stats[..., 0][..., None, None]
+    expected = mean + gain[..., None, None] * (image - mean) + shift[..., None, None]
+    assert torch.allclose(correction(image, stats, text), expected, atol=1e-6)
+    # the gain depends on the statistics and on the text, once the last layer is trained
+    randomise = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        correction.mlp[-1].weight.copy_(torch.randn(correction.mlp[-1].weight.shape, generator=randomise))
+    g_a, _ = correction.gain_and_shift(stats, text)
+    g_b, _ = correction.gain_and_shift(image_statistics(image * 0.3), text)
+    g_c, _ = correction.gain_and_shift(stats, torch.randn(2, 8))
+    assert not torch.allclose(g_a, g_b) and not torch.allclose(g_a, g_c)
+
+
+def test_network_with_the_correction_starts_as_the_network_without_it(tmp_path):
+    torch.manual_seed(0)
+    with_correction = LURE(TINY).eval()
+    torch.manual_seed(0)
+    without = LURE(LUREConfig(**{**TINY.to_dict(), "global_correction": False})).eval()
+    # built last: every other tensor starts from the same values
+    shared = without.state_dict()
+    assert all(torch.equal(with_correction.state_dict()[k], v) for k, v in shared.items())
+    assert with_correction.part_parameters()["global_correction"] > 0
+    vi, ir, text = torch.rand(1, 3, 40, 56), torch.rand(1, 1, 40, 56), torch.randn(1, 32)
+    with torch.no_grad():
+        assert torch.allclose(with_correction(vi, ir, text, text), without(vi, ir, text, text), atol=1e-5)
+    # stage 1 trains it with the encoder, stage 2 freezes it with everything but the fusion module
+    with_correction.set_stage("stage1")
+    assert all(p.requires_grad for p in with_correction.global_correction.parameters())
+    with_correction.set_stage("stage2")
+    assert not any(p.requires_grad for p in with_correction.global_correction.parameters())
+    # a checkpoint written before the switch existed loads as a network without it
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, without, "demo")
+    payload = read_checkpoint(path)
+    del payload["model_config"]["global_correction"]
+    torch.save(payload, path)
+    assert load_model(path)[0].global_correction is None
+
+
+def test_crops_and_padding_are_corrected_with_the_whole_image_statistics():
+    """A crop given its image's statistics is corrected exactly as that part of the whole image;
+    with its own statistics it is not (the correction is image-level, not local)."""
+    torch.manual_seed(0)
+    model = LURE(TINY).eval()
+    randomise_correction(model)
+    ramp = torch.linspace(0.05, 0.95, 96)
+    image = (0.6 * ramp[None, None, None, :] + 0.4 * torch.rand(1, 3, 64, 96)).clamp(0, 1)  # dark left, bright right
+    c = model.project_text(torch.randn(1, 32))
+    whole_stats = model.image_statistics(image)
+    corrected = model.global_correction(image, whole_stats, c)
+    crop = image[..., :, :32]
+    assert torch.allclose(model.global_correction(crop, whole_stats, c), corrected[..., :, :32], atol=1e-6)
+    own = model.global_correction(crop, model.image_statistics(crop), c)
+    assert (own - corrected[..., :, :32]).abs().max() > 0.02
+    with torch.no_grad():  # restore() reads the statistics before padding (40 x 52 -> 40 x 56)
+        small = image[..., :40, :52]
+        assert torch.equal(model.restore(small, torch.randn(1, 32, generator=torch.Generator().manual_seed(5)), 0),
+                           model.restore(small, torch.randn(1, 32, generator=torch.Generator().manual_seed(5)), 0,
+                                         model.image_statistics(small)))
+
+
+@pytest.fixture(scope="module")
+def real_profile_fuser(tmp_path_factory) -> Fuser:
+    """The ``real`` profile's network (global correction on), seeded, with the correction and the
+    NAFBlock scales randomised so that neither is an identity."""
+    config = model_config(load_params(profile="real"))
+    assert config.global_correction, "the real profile is trained with the global correction"
+    torch.manual_seed(0)
+    model = LURE(config)
+    randomise_correction(model, std=0.3)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith((".beta", ".gamma")):
+                p.copy_(0.1 * torch.randn(p.shape, generator=generator))
+    path = tmp_path_factory.mktemp("ckpt") / "real.pt"
+    save_checkpoint(path, model, "real")
+    return Fuser.from_checkpoint(path, device="cpu")
+
+
+def test_tiles_are_restored_with_the_whole_image_statistics(real_profile_fuser):
+    """``lure restore`` on 64-px tiles against one pass: the Fuser hands every tile the whole
+    image's statistics, so the tiled result stays close to the whole pass; tiles corrected with
+    their own statistics (the same tiles, run without them) land far from it."""
+    fuser = real_profile_fuser
+    ramp = np.linspace(20, 235, 160)[None, :, None]
+    rng = np.random.default_rng(0)
+    image = np.clip(ramp + rng.normal(0, 12, (96, 160, 3)), 0, 255).astype(np.uint8)  # dark left, bright right
+    tiling = TilingConfig(mode="on", tile=64, overlap=32)
+    whole = fuser.restore(image, "ll", 0, tile="off").astype(int)
+    tiled = fuser.restore(image, "ll", 0, tile=tiling).astype(int)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    text = fuser.text_embedding("ll", 0)
+    with torch.inference_mode():
+        own = run_tiled(lambda tile: fuser.model.restore(tile, text, 0), [x], 64, 32).clamp(0, 1)
+    own = (own[0].permute(1, 2, 0).numpy() * 255).round().astype(int)
+    with_whole_stats = np.abs(tiled - whole).mean()
+    with_own_stats = np.abs(own - whole).mean()
+    assert with_whole_stats < 0.5 * with_own_stats, (with_whole_stats, with_own_stats)
