@@ -7,6 +7,8 @@ from typing import Any
 
 TEXT_BLOCKS = ("tga", "gate")
 FUSION_RULES = ("l1", "l1_softmax", "add", "avg", "none")
+#: Modality names in the order of their ids (0 visible, 1 infrared).
+MODALITIES = ("visible", "infrared")
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,10 @@ class LUREConfig:
     inner_residual: bool = True
     fusion_rule: str = "l1"  # "l1" (DenseFuse) | "l1_softmax" | "add" | "avg" | "none"
     l1_window: int = 3
-    # ours: whole-image statistics + text -> per-channel gain/shift of the input (global_correction.py)
+    # ours: whole-image statistics + text -> per-channel gain/shift of the input (global_correction.py),
+    # applied to the images of the listed modalities
     global_correction: bool = False
+    global_correction_modalities: tuple[str, ...] = MODALITIES
 
     def __post_init__(self) -> None:
         levels = len(self.widths)
@@ -50,6 +54,10 @@ class LUREConfig:
             bad = [c for c in getattr(self, name) if c % self.heads]
             if bad:
                 raise ValueError(f"model.{name} {bad} must be divisible by model.heads={self.heads}")
+        unknown = [m for m in self.global_correction_modalities if m not in MODALITIES]
+        if unknown or not self.global_correction_modalities:
+            raise ValueError(f"model.global_correction_modalities must list some of {MODALITIES}, "
+                             f"got {list(self.global_correction_modalities)}")
         if min(self.base_blocks) < 1 or min(self.branch_blocks) < 1:
             raise ValueError("model.base_blocks and model.branch_blocks need at least 1 block per level")
 

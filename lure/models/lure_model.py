@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lure.models.config import LUREConfig
+from lure.models.config import MODALITIES, LUREConfig
 from lure.models.decoder import Decoder
 from lure.models.encoder import ImageEncoder
 from lure.models.fusion import FusionModule
@@ -85,12 +85,18 @@ class LURE(nn.Module):
                modality: torch.Tensor | int, stats: torch.Tensor | None = None) -> list[torch.Tensor]:
         """``E_img``; ``image`` H, W must be multiples of ``config.size_multiple``. ``stats``: the
         :meth:`image_statistics` of the whole image ``image`` was cut from (``None``: of ``image``
-        itself); used only by a model with ``config.global_correction``."""
+        itself); used only by a model with ``config.global_correction``, on the images of the
+        modalities in ``config.global_correction_modalities``."""
         image = to_network_channels(image, self.config.image_channels)
         modality = self._modality_tensor(modality, image)
         if self.global_correction is not None:
             stats = image_statistics(image) if stats is None else stats.to(image.device)
-            image = self.global_correction(image, stats, text_feature)
+            corrected = self.global_correction(image, stats, text_feature)
+            if len(self.config.global_correction_modalities) < len(MODALITIES):  # per sample
+                ids = [MODALITIES.index(m) for m in self.config.global_correction_modalities]
+                chosen = torch.isin(modality, torch.tensor(ids, device=modality.device))
+                corrected = torch.where(chosen[:, None, None, None], corrected, image)
+            image = corrected
         return self.encoder(image, text_feature, modality)
 
     def decode(self, latents: list[torch.Tensor]) -> torch.Tensor:
