@@ -120,6 +120,28 @@ def test_network_with_the_correction_starts_as_the_network_without_it(tmp_path):
     assert load_model(path)[0].global_correction is None
 
 
+def test_correction_applies_to_the_listed_modalities_per_sample():
+    """global_correction_modalities [infrared]: in a mixed batch the infrared samples are corrected,
+    the visible ones enter the encoder unchanged (as in a network without the correction)."""
+    config = LUREConfig.from_dict({**TINY.to_dict(), "global_correction_modalities": ["infrared"]})
+    assert config.global_correction_modalities == ("infrared",)
+    torch.manual_seed(0)
+    model = LURE(config).eval()
+    randomise_correction(model)
+    torch.manual_seed(0)
+    plain = LURE(LUREConfig(**{**TINY.to_dict(), "global_correction": False})).eval()
+    images, c = torch.rand(2, 3, 16, 24), torch.randn(2, 16)
+    with torch.no_grad():
+        mixed = model.encode(images, c, torch.tensor([0, 1]))
+        visible, infrared = model.encode(images[:1], c[:1], 0), model.encode(images[1:], c[1:], 1)
+        assert all(torch.allclose(m[:1], v, atol=1e-5) and torch.allclose(m[1:], i, atol=1e-5)
+                   for m, v, i in zip(mixed, visible, infrared, strict=True))
+        assert torch.allclose(visible[0], plain.encode(images[:1], c[:1], 0)[0], atol=1e-6)
+        assert not torch.allclose(infrared[0], plain.encode(images[1:], c[1:], 1)[0], atol=1e-3)
+    with pytest.raises(ValueError, match="global_correction_modalities"):
+        LUREConfig(**{**TINY.to_dict(), "global_correction_modalities": ["thermal"]})
+
+
 def test_crops_and_padding_are_corrected_with_the_whole_image_statistics():
     """A crop given its image's statistics is corrected exactly as that part of the whole image;
     with its own statistics it is not (the correction is image-level, not local)."""
@@ -148,6 +170,7 @@ def real_profile_fuser(tmp_path_factory) -> Fuser:
     NAFBlock scales randomised so that neither is an identity."""
     config = model_config(load_params(profile="real"))
     assert config.global_correction, "the real profile is trained with the global correction"
+    config = LUREConfig.from_dict({**config.to_dict(), "global_correction_modalities": ["visible", "infrared"]})
     torch.manual_seed(0)
     model = LURE(config)
     randomise_correction(model, std=0.3)
