@@ -48,6 +48,10 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 def config_mismatch(expected: LUREConfig, found: dict[str, Any]) -> list[str]:
     """Human-readable differences between a configuration and a checkpoint's configuration."""
     wanted = expected.to_dict()
+    try:  # fields added after the checkpoint was written take their defaults, as in from_dict
+        found = LUREConfig.from_dict(found).to_dict()
+    except (TypeError, ValueError):  # unknown or invalid fields: compare as written
+        pass
     keys = sorted(set(wanted) | set(found))
     return [f"{k}: checkpoint has {found.get(k)!r}, expected {wanted.get(k)!r}"
             for k in keys if wanted.get(k) != found.get(k)]

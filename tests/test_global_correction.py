@@ -118,6 +118,9 @@ def test_network_with_the_correction_starts_as_the_network_without_it(tmp_path):
     del payload["model_config"]["global_correction"]
     torch.save(payload, path)
     assert load_model(path)[0].global_correction is None
+    assert load_model(path, expected=without.config)[0].global_correction is None  # no mismatch reported
+    with pytest.raises(ValueError, match="global_correction: checkpoint has False, expected True"):
+        load_model(path, expected=with_correction.config)
 
 
 def test_correction_applies_to_the_listed_modalities_per_sample():
