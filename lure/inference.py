@@ -306,7 +306,7 @@ class Fuser:
 
         inputs = [visible.to(self.device, torch.float32), infrared.to(self.device, torch.float32)]
         # whole-image statistics before tiling: every tile is corrected as its image is
-        s_vi, s_ir = self.model.image_statistics(inputs[0]), self.model.image_statistics(inputs[1])
+        s_vi, s_ir = self.model.image_statistics(inputs[0], VISIBLE), self.model.image_statistics(inputs[1], INFRARED)
 
         def forward(vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
             return self.model(vi, ir, t_vi, t_ir, rule_only=rule_only, stats_visible=s_vi, stats_infrared=s_ir)
@@ -384,7 +384,7 @@ class Fuser:
         text = self.text_embedding(task, modality)
 
         x = x.to(self.device)
-        stats = self.model.image_statistics(x)  # of the whole image, before tiling
+        stats = self.model.image_statistics(x, modality)  # of the whole image, before tiling
 
         def forward(img: torch.Tensor) -> torch.Tensor:
             return self.model.restore(img, text, modality, stats)

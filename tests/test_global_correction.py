@@ -141,6 +141,13 @@ def test_correction_applies_to_the_listed_modalities_per_sample():
                    for m, v, i in zip(mixed, visible, infrared, strict=True))
         assert torch.allclose(visible[0], plain.encode(images[:1], c[:1], 0)[0], atol=1e-6)
         assert not torch.allclose(infrared[0], plain.encode(images[1:], c[1:], 1)[0], atol=1e-3)
+        # an uncorrected modality needs no statistics: none are computed, the correction is skipped
+        assert model.image_statistics(images[:1], 0) is None and not model.corrects(0)
+        assert torch.equal(model.image_statistics(images[1:], 1), image_statistics(images[1:]))
+        assert torch.equal(model.encode(images[:1], c[:1], 0, None)[0],
+                           model.encode(images[:1], c[:1], 0, image_statistics(images[:1]))[0])
+        fused = model(images[:1], images[1:], torch.randn(1, 32), torch.randn(1, 32))
+        assert fused.shape == (1, 3, 16, 24) and torch.isfinite(fused).all()
     with pytest.raises(ValueError, match="global_correction_modalities"):
         LUREConfig(**{**TINY.to_dict(), "global_correction_modalities": ["thermal"]})
 

@@ -248,6 +248,12 @@ def test_whole_image_statistics_ride_with_the_crops(demo_shards):
             assert torch.equal(batch["ir_stats"][i], array_statistics(ir))
             assert torch.equal(batch["vi_stats"][i], array_statistics(vi))
             assert torch.equal(batch["ir_stats"][i, 0], batch["ir_stats"][i, 2])  # grey infrared
+    # only the images the model corrects carry statistics (the real profile corrects infrared)
+    infrared_only = next(iter(fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1,
+                                            with_statistics=("infrared",))))
+    assert "vi_stats" not in infrared_only and torch.equal(infrared_only["ir_stats"], batches[0]["ir_stats"])
+    with pytest.raises(ValueError, match="thermal"):
+        fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1, with_statistics=("thermal",))
 
 
 def test_whole_view_keeps_the_aspect_and_small_images():

@@ -158,6 +158,33 @@ def test_refine_unified_weight_weighs_the_refinement_only(demo_data, tmp_path):
     assert equal(read_checkpoint(tmp_path / "whole/checkpoints/stage1/model.pt")["model"], weights["heavy"])
 
 
+def test_refine_task_weights_draw_the_refinement_samples_only(demo_data, tmp_path):
+    """stage1.refine_task_weights replaces task_weights in the refinement (the real profile weighs
+    haze up there); the first phase keeps task_weights."""
+    from lure.training.config import Stage1Config
+    from lure.training.distributed import setup_distributed, teardown_distributed
+    from lure.training.trainer import Trainer
+
+    base = {"stage1.steps": 2, "stage1.refine_steps": 2, "stage1.refine_crop": 32, "stage1.checkpoint_every": 100,
+            "stage1.task_weights": {"ll": 1.0}, "stage1.refine_task_weights": {"hz": 1.0, "lc": 1.0}}
+    params = tiny_params(**base)
+    first = tiny_params(**{**base, "stage1.refine_steps": 0})
+    train("stage1", first, StageOutputs.default("stage1", tmp_path / "first"), data_root=demo_data, progress=False)
+    ctx = setup_distributed("cpu")
+    try:
+        trainer = Trainer("stage1", params, StageOutputs.default("stage1", tmp_path / "probe"), ctx, demo_data, False)
+        first_tasks = {t for _ in range(3) for t in next(trainer._streams()["restoration"])["task"]}
+        trainer.start_at_refinement(tmp_path / "first/checkpoints/stage1/model.pt")
+        stream = trainer._streams()["restoration"]
+        refine_tasks = [t for _ in range(8) for t in next(stream)["task"]]
+    finally:
+        teardown_distributed(ctx)
+    assert first_tasks == {"ll"}
+    assert set(refine_tasks) == {"hz", "lc"}
+    unset = tiny_params(**{**base, "stage1.refine_task_weights": None})
+    assert Stage1Config.from_params(unset).refine_sampling_weights == {"ll": 1.0}
+
+
 def test_refinement_on_larger_crops_depends_only_on_the_first_phase_weights(demo_data, tmp_path):
     """stage1.refine_steps: after ``steps`` steps, more steps on larger crops in smaller batches
     with a warm restart of the learning rate. The phase starts afresh (optimiser, RNGs, stream), so
@@ -179,6 +206,9 @@ def test_refinement_on_larger_crops_depends_only_on_the_first_phase_weights(demo
     first_ckpt = tmp_path / "first/checkpoints/stage1/model.pt"
     first_weights = read_checkpoint(first_ckpt)["model"]
     assert not all(torch.equal(v, full["model"][k]) for k, v in first_weights.items())
+    # the full run kept its first phase's weights beside its resume state: the same weights
+    kept = read_checkpoint(tmp_path / "full/checkpoints/stage1/resume/first_phase.pt")
+    assert kept["step"] == 4 and all(torch.equal(v, kept["model"][k]) for k, v in first_weights.items())
     train("stage1", params, StageOutputs.default("stage1", tmp_path / "second"), data_root=demo_data, progress=False,
           refine_from=first_ckpt)
     second = read_checkpoint(tmp_path / "second/checkpoints/stage1/model.pt")

@@ -281,9 +281,9 @@ class _FusionPass(_PositionedStream):
     second = "ir"
 
     def __init__(self, urls: list[str], crop: int, seed: int, shuffle_buffer: int = 64,
-                 degraded_fraction: float = 0.0, with_statistics: bool = False) -> None:
+                 degraded_fraction: float = 0.0, with_statistics: bool | tuple[str, ...] = False) -> None:
         super().__init__(urls, crop, seed)
-        self.with_statistics = with_statistics
+        self.statistics_of = _statistics_modalities(with_statistics)
         self.shuffle_buffer = shuffle_buffer
         if not 0.0 <= degraded_fraction <= 1.0:
             raise ValueError(f"degraded_fraction must be in [0, 1], got {degraded_fraction!r}")
@@ -303,7 +303,8 @@ class _FusionPass(_PositionedStream):
 
     def _decode(self, s: dict, transform, sample_seed: int) -> dict:
         ir, vi = to_grey(decode_image(s["ir.png"])), to_rgb(decode_image(s["vi.png"]))
-        stats = {"ir_stats": array_statistics(ir), "vi_stats": array_statistics(vi)} if self.with_statistics else {}
+        images = {"visible": ("vi_stats", vi), "infrared": ("ir_stats", ir)}
+        stats = {key: array_statistics(image) for m, (key, image) in images.items() if m in self.statistics_of}
         vi, ir = apply_pair(transform, vi, ir, "ir")
         sample = {"ir": chw_tensor(ir), "vi": chw_tensor(vi), "key": s["__key__"], **stats}
         if self.degraded_fraction > 0:
@@ -311,6 +312,16 @@ class _FusionPass(_PositionedStream):
             sample |= {"ir_clean": sample["ir"], "vi_clean": sample["vi"]}
             sample |= _degraded_sample(ir, vi, self.degraded_fraction, sample_seed)
         return sample
+
+
+def _statistics_modalities(with_statistics: bool | tuple[str, ...]) -> tuple[str, ...]:
+    """The modalities whose whole-image statistics a fusion sample carries."""
+    if isinstance(with_statistics, bool):
+        return ("visible", "infrared") if with_statistics else ()
+    unknown = set(with_statistics) - {"visible", "infrared"}
+    if unknown:
+        raise ValueError(f"with_statistics names unknown modalities {sorted(unknown)}; use 'visible', 'infrared'")
+    return tuple(with_statistics)
 
 
 #: ``(visible task, infrared task)`` pairs a degraded stage-2 sample draws from (uniformly).
@@ -421,7 +432,7 @@ def stage1_loader(urls: list[str] | str, crop: int, batch_size: int, workers: in
 
 
 def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, seed: int,
-                  degraded_fraction: float = 0.0, with_statistics: bool = False) -> Iterable[dict]:
+                  degraded_fraction: float = 0.0, with_statistics: bool | tuple[str, ...] = False) -> Iterable[dict]:
     """Batches of fusion pairs ``{"ir", "vi": (B,3,crop,crop) float32 [0,1], "key": list[str]}``; each
     ``iter()`` is one pass over the data (shard order and a 64-sample buffer shuffled per epoch).
     Every batch holds ``batch_size`` pairs but the epoch's last; the batches do not depend on ``workers``.
@@ -429,7 +440,8 @@ def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: in
     ``degraded_fraction`` > 0 (degradation-aware stage 2, ours): that fraction of the pairs is
     degraded (``ir``/``vi``), and every batch also holds the clean crops ``ir_clean``/``vi_clean``
     and the tasks ``vi_task``/``ir_task`` (lists of task ids, ``pd`` for a clean image).
-    ``with_statistics``: add ``vi_stats``/``ir_stats``, the whole clean images' statistics."""
+    ``with_statistics``: add ``vi_stats``/``ir_stats``, the whole clean images' statistics (``True``:
+    of both; a tuple of modality names, e.g. ``("infrared",)``: of those images only)."""
     urls = _as_url_list(urls, "fusion")
     _check_common(urls, crop, batch_size, workers)
     stream = _FusionPass(urls, crop, seed, degraded_fraction=degraded_fraction, with_statistics=with_statistics)

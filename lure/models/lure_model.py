@@ -74,10 +74,16 @@ class LURE(nn.Module):
         """Task logits ``(B, num_tasks)`` from a text feature (for ``L_text``)."""
         return self.task_classifier(text_feature)
 
-    def image_statistics(self, image: torch.Tensor) -> torch.Tensor | None:
-        """Whole-image statistics for :meth:`encode` (``None`` when the model has no global
-        correction): compute them on the whole, unpadded image before cropping or tiling it."""
-        if self.global_correction is None:
+    def corrects(self, modality: int) -> bool:
+        """Whether the global correction applies to images of ``modality`` (0 visible, 1 infrared)."""
+        return (self.global_correction is not None
+                and MODALITIES[modality] in self.config.global_correction_modalities)
+
+    def image_statistics(self, image: torch.Tensor, modality: int | None = None) -> torch.Tensor | None:
+        """Whole-image statistics for :meth:`encode`: compute them on the whole, unpadded image
+        before cropping or tiling it. ``None`` when the model has no global correction, or when
+        it does not correct ``modality`` (0 visible, 1 infrared; ``None``: any modality)."""
+        if self.global_correction is None or (modality is not None and not self.corrects(modality)):
             return None
         return image_statistics(image, self.config.image_channels)
 
@@ -88,16 +94,21 @@ class LURE(nn.Module):
         itself); used only by a model with ``config.global_correction``, on the images of the
         modalities in ``config.global_correction_modalities``."""
         image = to_network_channels(image, self.config.image_channels)
-        modality = self._modality_tensor(modality, image)
-        if self.global_correction is not None:
-            stats = image_statistics(image) if stats is None else stats.to(image.device)
-            corrected = self.global_correction(image, stats, text_feature)
-            if len(self.config.global_correction_modalities) < len(MODALITIES):  # per sample
-                ids = [MODALITIES.index(m) for m in self.config.global_correction_modalities]
-                chosen = torch.isin(modality, torch.tensor(ids, device=modality.device))
-                corrected = torch.where(chosen[:, None, None, None], corrected, image)
-            image = corrected
-        return self.encoder(image, text_feature, modality)
+        batch_modality = self._modality_tensor(modality, image)
+        if self.global_correction is not None and (not isinstance(modality, int) or self.corrects(modality)):
+            image = self._corrected(image, text_feature, batch_modality, stats)
+        return self.encoder(image, text_feature, batch_modality)
+
+    def _corrected(self, image: torch.Tensor, text_feature: torch.Tensor, modality: torch.Tensor,
+                   stats: torch.Tensor | None) -> torch.Tensor:
+        """The global correction of the samples of corrected modalities; the others unchanged."""
+        stats = image_statistics(image) if stats is None else stats.to(image.device)
+        corrected = self.global_correction(image, stats, text_feature)
+        if len(self.config.global_correction_modalities) < len(MODALITIES):  # per sample
+            ids = [MODALITIES.index(m) for m in self.config.global_correction_modalities]
+            chosen = torch.isin(modality, torch.tensor(ids, device=modality.device))
+            corrected = torch.where(chosen[:, None, None, None], corrected, image)
+        return corrected
 
     def decode(self, latents: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(latents)
@@ -111,7 +122,7 @@ class LURE(nn.Module):
         """Stage-1 pass ``D(E_img(x, c, m))`` on an image of any size; output has the input's size.
         ``stats``: of the whole image when ``image`` is a tile of it (see :meth:`encode`)."""
         if stats is None:
-            stats = self.image_statistics(image)
+            stats = self.image_statistics(image, modality if isinstance(modality, int) else None)
         padded, size = pad_to_multiple(image, self.config.size_multiple)
         latents = self.encode(padded, self.project_text(text_embedding), modality, stats)
         return crop_to(self.decode(latents), size)
@@ -127,9 +138,9 @@ class LURE(nn.Module):
             raise ValueError(f"visible {tuple(visible.shape[-2:])} and infrared {tuple(infrared.shape[-2:])} "
                              "images must have the same height and width")
         if stats_visible is None:
-            stats_visible = self.image_statistics(visible)
+            stats_visible = self.image_statistics(visible, 0)
         if stats_infrared is None:
-            stats_infrared = self.image_statistics(infrared)
+            stats_infrared = self.image_statistics(infrared, 1)
         vi, size = pad_to_multiple(visible, self.config.size_multiple)
         ir, _ = pad_to_multiple(infrared, self.config.size_multiple)
         z_vi = self.encode(vi, self.project_text(text_visible), 0, stats_visible)

@@ -231,6 +231,8 @@ class Stage1Config(StageConfig):
     network (channel attention pools, transposed attention) learn the image-level range.
     Only photometric tasks may be listed: resampling would change the super-resolution inputs.
     ``refine_unified_weight``: the weight of ``L_unified`` during the refinement (``None``: ``unified_weight``).
+    ``refine_task_weights``: the task sampling weights of the refinement (``None``: ``task_weights``);
+    haze is learned mostly there, where the whole view shows its depth-dependent airlight.
     """
 
     SECTION: ClassVar[str] = "stage1"
@@ -251,6 +253,7 @@ class Stage1Config(StageConfig):
     refine_unified_weight: float | None = _spec(None, minimum=0)
     refine_whole_view: float = _spec(0.0, minimum=0, maximum=1)
     refine_whole_view_tasks: tuple[str, ...] = _spec(WHOLE_VIEW_TASKS, choices=WHOLE_VIEW_TASKS)
+    refine_task_weights: dict[str, float] | None = _spec(None, minimum=0)
 
     @property
     def loss_weights(self) -> Stage1LossWeights:
@@ -262,6 +265,11 @@ class Stage1Config(StageConfig):
         if self.refine_unified_weight is None:
             return self.loss_weights
         return replace(self.loss_weights, unified_weight=self.refine_unified_weight)
+
+    @property
+    def refine_sampling_weights(self) -> dict[str, float] | None:
+        """The task sampling weights of the refinement phase."""
+        return self.task_weights if self.refine_task_weights is None else self.refine_task_weights
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,7 +30,9 @@ from lure.training.config import TrainingConfig
 @dataclass(frozen=True)
 class StageOutputs:
     """Where a stage writes: ``checkpoints/<stage>/model.pt`` (final weights, a DVC output),
-    ``checkpoints/<stage>/resume/last.pt`` (resume state, persistent) and ``dvclive/<stage>``."""
+    ``checkpoints/<stage>/resume/last.pt`` (resume state, persistent), stage 1's
+    ``checkpoints/stage1/resume/first_phase.pt`` (the weights the refinement starts from) and
+    ``dvclive/<stage>``."""
 
     checkpoint_dir: Path
     live_dir: Path
@@ -52,6 +54,11 @@ class StageOutputs:
     @property
     def resume_path(self) -> Path:
         return self.checkpoint_dir / "resume" / "last.pt"
+
+    @property
+    def first_phase_path(self) -> Path:
+        """Stage 1's weights at the end of its first phase: ``--refine-from`` reruns the refinement alone."""
+        return self.checkpoint_dir / "resume" / "first_phase.pt"
 
 
 class StopSignal:

@@ -274,21 +274,24 @@ class Trainer:
         from lure.data.loaders import fusion_loader, stage1_loader
 
         seed = int(self.params["seed"]) + 1_000_003 * self.ctx.rank
-        statistics = self.model.global_correction is not None  # whole-image statistics for the correction
+        # stage-1 batches mix modalities: every sample carries statistics (unused for uncorrected ones)
+        statistics = self.model.global_correction is not None
         loaders: dict[str, Any] = {}
         if "restoration" in self.objectives:
             c1 = self.config.stage1
             crop, batch_size = (c1.refine_crop, c1.refine_batch_size) if self.refining else (c1.crop, c1.batch_size)
             loaders["restoration"] = stage1_loader(
                 _resolve_urls(list(c1.train_sets), self.data_root), crop=crop, batch_size=batch_size,
-                workers=c1.workers, task_weights=c1.task_weights, seed=seed + (1 if self.refining else 0),
+                workers=c1.workers, task_weights=c1.refine_sampling_weights if self.refining else c1.task_weights,
+                seed=seed + (1 if self.refining else 0),
                 whole_view=c1.refine_whole_view if self.refining else 0.0, whole_view_tasks=c1.refine_whole_view_tasks,
                 with_statistics=statistics)
         if "fusion" in self.objectives:
             c2 = self.config.stage2
             loaders["fusion"] = fusion_loader(_resolve_urls(list(c2.train_sets), self.data_root), crop=c2.crop,
                                               batch_size=c2.batch_size, workers=c2.workers, seed=seed,
-                                              degraded_fraction=c2.degraded_fraction, with_statistics=statistics)
+                                              degraded_fraction=c2.degraded_fraction,
+                                              with_statistics=self._statistics_modalities())
         return {name: DataStream(loader, **self.stream_positions.get(name, {})) for name, loader in loaders.items()}
 
     def _restoration_inputs(self, batch: dict) -> tuple:
@@ -300,6 +303,12 @@ class Trainer:
                 self.bank.sample(["pd"] * len(tasks), mods, self.text_generator).to(self.device),
                 torch.tensor([TASK_CLASS[t] for t in tasks], device=self.device),
                 self._optional(batch, "lq_stats"), self._optional(batch, "hq_stats"))
+
+    def _statistics_modalities(self) -> tuple[str, ...]:
+        """The images a fusion batch needs whole-image statistics of: those the model corrects."""
+        if self.model.global_correction is None:
+            return ()
+        return tuple(self.model.config.global_correction_modalities)
 
     def _optional(self, batch: dict, key: str) -> torch.Tensor | None:
         return batch[key].to(self.device) if key in batch else None
@@ -410,6 +419,9 @@ class Trainer:
         with StopSignal() as stop:
             while self.step < self.steps:
                 if self.refine_steps and self.step == cfg.steps:
+                    if main:  # kept, so that a refinement with other settings can start from it
+                        save_checkpoint(self.outputs.first_phase_path, self.model, self.params["profile"],
+                                        step=self.step, stage=self.stage, fingerprint=self.fingerprint)
                     streams = self._start_refinement()
                 keys: list[str] = []
                 total = torch.zeros((), device=self.device)

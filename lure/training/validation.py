@@ -38,8 +38,8 @@ def stage1_validation(model: LURE, samples: list[dict], bank: TextBank, device: 
         text_t, text_pd = bank.first(task, modality).to(device), bank.first("pd", modality).to(device)
         lq_p, size = pad_to_multiple(lq, model.config.size_multiple)
         hq_p, _ = pad_to_multiple(hq, model.config.size_multiple)
-        z = model.encode(lq_p, model.project_text(text_t), modality, model.image_statistics(lq))
-        z_pd = model.encode(hq_p, model.project_text(text_pd), modality, model.image_statistics(hq))
+        z = model.encode(lq_p, model.project_text(text_t), modality, model.image_statistics(lq, modality))
+        z_pd = model.encode(hq_p, model.project_text(text_pd), modality, model.image_statistics(hq, modality))
         cosines.append(float(latent_similarity(z, z_pd, "cosine")))
         restored = crop_to(model.decode(z), size)  # = model.restore(lq, text_t, modality), reusing z
         if modality == INFRARED:
