@@ -21,6 +21,7 @@ from lure.models.global_correction import (
     GlobalAffineCorrection,
     array_statistics,
     image_statistics,
+    log_spread,
 )
 from lure.models.lure_model import LURE
 
@@ -92,6 +93,32 @@ def test_correction_starts_as_the_identity_and_is_a_bounded_affine_map_per_chann
     g_b, _ = correction.gain_and_shift(image_statistics(image * 0.3), text)
     g_c, _ = correction.gain_and_shift(stats, torch.randn(2, 8))
     assert not torch.allclose(g_a, g_b) and not torch.allclose(g_a, g_c)
+
+
+def test_log_spread_features_are_the_log_std_and_log_range_and_enter_the_mlp():
+    """with_log_spread: the MLP also reads log(std + eps) and log(q99 - q1 + eps) per channel; a
+    contrast change of the image shifts them by log(contrast) exactly (before eps)."""
+    generator = torch.Generator().manual_seed(4)
+    image = torch.rand(2, 3, 40, 30, generator=generator)
+    stats = image_statistics(image)
+    features = log_spread(stats, eps=0.0)
+    assert features.shape == (2, 6)
+    x = image.flatten(2)
+    spread = torch.quantile(x, 0.99, dim=-1) - torch.quantile(x, 0.01, dim=-1)
+    torch.testing.assert_close(features, torch.cat([x.std(-1, unbiased=False).log(), spread.log()], 1))
+    low = log_spread(image_statistics(0.5 + 0.25 * (image - 0.5)), eps=0.0)
+    torch.testing.assert_close(low - features, torch.full_like(features, math.log(0.25)), atol=1e-5, rtol=0)
+
+    torch.manual_seed(0)
+    correction = GlobalAffineCorrection(channels=3, text_dim=8, with_log_spread=True)
+    assert correction.mlp[0].in_features == 3 * STATS_PER_CHANNEL + 6 + 8
+    text = torch.randn(2, 8)
+    assert torch.allclose(correction(image, stats, text), image, atol=1e-6)  # identity at initialisation
+    config = LUREConfig.from_dict({**TINY.to_dict(), "global_correction_log_spread": True})
+    assert LURE(config).global_correction.with_log_spread
+    assert not LURE(TINY).global_correction.with_log_spread  # older configurations keep their MLP
+    with pytest.raises(ValueError, match="global_correction_log_spread needs model.global_correction"):
+        LUREConfig(**{**TINY.to_dict(), "global_correction": False, "global_correction_log_spread": True})
 
 
 def test_network_with_the_correction_starts_as_the_network_without_it(tmp_path):
@@ -213,3 +240,50 @@ def test_tiles_are_restored_with_the_whole_image_statistics(real_profile_fuser):
     with_whole_stats = np.abs(tiled - whole).mean()
     with_own_stats = np.abs(own - whole).mean()
     assert with_whole_stats < 0.5 * with_own_stats, (with_whole_stats, with_own_stats)
+
+
+def test_correction_loss_supervises_the_correction_of_corrected_samples_only():
+    """stage1.correction_weight adds L_corr = L1(x', y) over the samples the correction applies to
+    (x and y halves of the batch); training the correction on it alone learns to undo a
+    low-contrast degradation that it could not undo at initialisation (the identity)."""
+    from data_prep.degradations import degrade
+    from lure.text.vocabulary import TASK_CLASS
+    from lure.training.config import Stage1LossWeights
+    from lure.training.objectives import Stage1Objective
+
+    config = LUREConfig.from_dict({**TINY.to_dict(), "global_correction_modalities": ["infrared"]})
+    torch.manual_seed(0)
+    model = LURE(config)
+    weights = dict(task_gradient_weight=1.0, unified_weight=0.5, recon_weight=1.0, text_weight=0.05,
+                   unified_measure="cosine")
+    plain, supervised = (Stage1Objective(model, Stage1LossWeights(**weights, correction_weight=w)) for w in (0.0, 2.0))
+    rng = np.random.default_rng(0)
+    clean = np.clip(rng.normal(0.5, 0.2, (2, 24, 24)) * 255, 0, 255).astype(np.uint8)
+    low = np.stack([degrade(c, "lc", seed=i, contrast=0.3, offset=0.05) for i, c in enumerate(clean)])
+    hq = torch.from_numpy(clean / 255.0).float()[:, None]
+    lq = torch.from_numpy(low / 255.0).float()[:, None]
+    text_t, text_pd = torch.randn(2, 32), torch.randn(2, 32)
+    task_class = torch.full((2,), TASK_CLASS["lc"])
+    infrared, visible = torch.ones(2, dtype=torch.long), torch.zeros(2, dtype=torch.long)
+
+    total0, parts0 = plain(lq, hq, infrared, text_t, text_pd, task_class)
+    total, parts = supervised(lq, hq, infrared, text_t, text_pd, task_class)
+    assert "correction" not in parts0
+    # the identity correction at initialisation: L_corr is the mean of |lq - hq| and |hq - hq|
+    expected = 0.5 * float((lq - hq).abs().mean())
+    assert float(parts["correction"]) == pytest.approx(expected, rel=1e-4)
+    assert float(total) == pytest.approx(float(total0) + 2.0 * expected, rel=1e-4)
+    _, parts_vi = supervised(lq.expand(-1, 3, -1, -1), hq.expand(-1, 3, -1, -1), visible, text_t, text_pd, task_class)
+    assert float(parts_vi["correction"]) == 0.0  # visible samples are not corrected by this model
+
+    optimiser = torch.optim.Adam(model.global_correction.parameters(), lr=1e-2)
+    images = torch.cat([lq, hq]).expand(-1, 3, -1, -1)  # x, then y: as the objective passes them
+    for _ in range(150):
+        optimiser.zero_grad()
+        supervised._correction_loss(images, model.project_text(torch.cat([text_t, text_pd])),
+                                    torch.cat([infrared, infrared]), None, hq.expand(-1, 3, -1, -1)).backward()
+        optimiser.step()
+    with torch.no_grad():
+        corrected = model.correct_input(lq.expand(-1, 3, -1, -1), model.project_text(text_t), infrared, None)
+    error_before, error_after = float((lq - hq).abs().mean()), float((corrected - hq).abs().mean())
+    assert error_after < 0.3 * error_before, (error_before, error_after)

@@ -91,3 +91,19 @@ def test_defaults_live_in_the_dataclasses_only():
                     and node.args and isinstance(node.args[0], ast.Constant)):
                 looked_up.add(node.args[0].value)
         assert not looked_up & keys, (module, sorted(looked_up & keys))
+
+
+def test_refinement_loss_weights_replace_only_what_is_set():
+    """refine_unified_weight and refine_correction_weight replace their first-phase weights in the
+    refinement; unset (None) they keep them."""
+    params = copy.deepcopy(load_params(profile="demo"))
+    base = Stage1Config.from_params(params)
+    assert base.loss_weights.correction_weight == 0.0
+    params["stage1"].update(correction_weight=0.5, refine_correction_weight=2.0, refine_unified_weight=3.0)
+    config = Stage1Config.from_params(params)
+    assert (config.loss_weights.correction_weight, config.loss_weights.unified_weight) == (0.5, base.unified_weight)
+    refine = config.refine_loss_weights
+    assert (refine.correction_weight, refine.unified_weight) == (2.0, 3.0)
+    assert refine.task_gradient_weight == base.loss_weights.task_gradient_weight
+    params["stage1"].update(refine_correction_weight=None, refine_unified_weight=None)
+    assert Stage1Config.from_params(params).refine_loss_weights == config.loss_weights

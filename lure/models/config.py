@@ -40,6 +40,8 @@ class LUREConfig:
     # applied to the images of the listed modalities
     global_correction: bool = False
     global_correction_modalities: tuple[str, ...] = MODALITIES
+    # the correction's MLP also reads log(std) and log(1-99 % range) of each channel
+    global_correction_log_spread: bool = False
 
     def __post_init__(self) -> None:
         levels = len(self.widths)
@@ -58,6 +60,8 @@ class LUREConfig:
         if unknown or not self.global_correction_modalities:
             raise ValueError(f"model.global_correction_modalities must list some of {MODALITIES}, "
                              f"got {list(self.global_correction_modalities)}")
+        if self.global_correction_log_spread and not self.global_correction:
+            raise ValueError("model.global_correction_log_spread needs model.global_correction: true")
         if min(self.base_blocks) < 1 or min(self.branch_blocks) < 1:
             raise ValueError("model.base_blocks and model.branch_blocks need at least 1 block per level")
 

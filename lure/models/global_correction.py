@@ -55,26 +55,39 @@ def array_statistics(image: np.ndarray, channels: int = 3) -> torch.Tensor:
     return image_statistics(x, channels)[0]
 
 
+def log_spread(stats: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """``(B, 2 C)``: ``log(std + eps)`` and ``log(q99 - q1 + eps)`` of each channel, from
+    :func:`image_statistics` ``(B, C, STATS_PER_CHANNEL)``. The log gain of a contrast stretch is
+    linear in them (``log g = log target - log spread``), which raw statistics make an MLP learn
+    as a reciprocal."""
+    std, spread = stats[..., 1], stats[..., 1 + len(STAT_QUANTILES)] - stats[..., 2]
+    return torch.cat([torch.log(std + eps), torch.log(spread.clamp_min(0) + eps)], dim=1)
+
+
 class GlobalAffineCorrection(nn.Module):
     """``x' = mu + g * (x - mu) + b`` per channel, with the gain ``g`` and shift ``b`` predicted by
     a two-layer MLP from the whole image's statistics and the text feature ``c``.
 
     ``mu`` is the image's channel mean; ``log g`` is bounded to ``[-max_log_gain, max_log_gain]``.
     Input ``(B, C, H, W)`` (nominally [0, 1]; the output is not clamped), statistics
-    ``(B, C, STATS_PER_CHANNEL)``, text ``(B, text_dim)``.
+    ``(B, C, STATS_PER_CHANNEL)``, text ``(B, text_dim)``. ``with_log_spread``: the MLP also reads
+    :func:`log_spread` of the statistics.
     """
 
-    def __init__(self, channels: int, text_dim: int, hidden: int = 64, max_log_gain: float = 3.0) -> None:
+    def __init__(self, channels: int, text_dim: int, hidden: int = 64, max_log_gain: float = 3.0,
+                 with_log_spread: bool = False) -> None:
         super().__init__()
-        self.channels, self.max_log_gain = channels, max_log_gain
-        self.mlp = nn.Sequential(
-            nn.Linear(channels * STATS_PER_CHANNEL + text_dim, hidden), nn.GELU(), nn.Linear(hidden, 2 * channels))
+        self.channels, self.max_log_gain, self.with_log_spread = channels, max_log_gain, with_log_spread
+        inputs = channels * STATS_PER_CHANNEL + (2 * channels if with_log_spread else 0) + text_dim
+        self.mlp = nn.Sequential(nn.Linear(inputs, hidden), nn.GELU(), nn.Linear(hidden, 2 * channels))
         nn.init.zeros_(self.mlp[-1].weight)  # identity at initialisation
         nn.init.zeros_(self.mlp[-1].bias)
 
     def gain_and_shift(self, stats: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gain and shift ``(B, C)`` each."""
-        log_gain, shift = self.mlp(torch.cat([stats.flatten(1).to(text.dtype), text], dim=1)).chunk(2, dim=1)
+        stats = stats.to(text.dtype)
+        features = [stats.flatten(1), log_spread(stats)] if self.with_log_spread else [stats.flatten(1)]
+        log_gain, shift = self.mlp(torch.cat([*features, text], dim=1)).chunk(2, dim=1)
         bound = self.max_log_gain
         return torch.exp(bound * torch.tanh(log_gain / bound)), shift
 

@@ -62,8 +62,10 @@ class LURE(nn.Module):
         self.decoder = Decoder(config)
         self.fusion = FusionModule(config)
         # built last: with it switched on, every other module starts from the same weights
-        self.global_correction = (GlobalAffineCorrection(config.image_channels, config.text_dim)
-                                  if config.global_correction else None)
+        self.global_correction = (
+            GlobalAffineCorrection(config.image_channels, config.text_dim,
+                                   with_log_spread=config.global_correction_log_spread)
+            if config.global_correction else None)
 
     # -- building blocks ---------------------------------------------------------------
     def project_text(self, embedding: torch.Tensor) -> torch.Tensor:
@@ -96,18 +98,26 @@ class LURE(nn.Module):
         image = to_network_channels(image, self.config.image_channels)
         batch_modality = self._modality_tensor(modality, image)
         if self.global_correction is not None and (not isinstance(modality, int) or self.corrects(modality)):
-            image = self._corrected(image, text_feature, batch_modality, stats)
+            image = self.correct_input(image, text_feature, batch_modality, stats)
         return self.encoder(image, text_feature, batch_modality)
 
-    def _corrected(self, image: torch.Tensor, text_feature: torch.Tensor, modality: torch.Tensor,
-                   stats: torch.Tensor | None) -> torch.Tensor:
-        """The global correction of the samples of corrected modalities; the others unchanged."""
+    def corrected_samples(self, modality: torch.Tensor) -> torch.Tensor:
+        """Boolean ``(B,)``: which samples of a batch with modality ids ``modality`` the global
+        correction applies to (all ``False`` without one)."""
+        if self.global_correction is None:
+            return torch.zeros_like(modality, dtype=torch.bool)
+        ids = [MODALITIES.index(m) for m in self.config.global_correction_modalities]
+        return torch.isin(modality, torch.tensor(ids, device=modality.device))
+
+    def correct_input(self, image: torch.Tensor, text_feature: torch.Tensor, modality: torch.Tensor,
+                      stats: torch.Tensor | None) -> torch.Tensor:
+        """The global correction of the samples of corrected modalities, the others unchanged.
+        ``image`` ``(B, image_channels, H, W)``; ``stats`` of the whole images (``None``: of ``image``).
+        Needs a model with ``config.global_correction``."""
         stats = image_statistics(image) if stats is None else stats.to(image.device)
         corrected = self.global_correction(image, stats, text_feature)
         if len(self.config.global_correction_modalities) < len(MODALITIES):  # per sample
-            ids = [MODALITIES.index(m) for m in self.config.global_correction_modalities]
-            chosen = torch.isin(modality, torch.tensor(ids, device=modality.device))
-            corrected = torch.where(chosen[:, None, None, None], corrected, image)
+            corrected = torch.where(self.corrected_samples(modality)[:, None, None, None], corrected, image)
         return corrected
 
     def decode(self, latents: list[torch.Tensor]) -> torch.Tensor:

@@ -186,14 +186,17 @@ class StageConfig:
 
 @dataclass(frozen=True)
 class Stage1LossWeights:
-    """Weights of ``L1 = L_task + a1 L_unified + a2 L_recon + a3 L_text``; ``task_gradient_weight``
-    weighs the edge term inside ``L_task``; ``unified_measure`` is one of ``UNIFIED_MEASURES``."""
+    """Weights of ``L1 = L_task + a1 L_unified + a2 L_recon + a3 L_text (+ a_corr L_corr)``;
+    ``task_gradient_weight`` weighs the edge term inside ``L_task``; ``unified_measure`` is one of
+    ``UNIFIED_MEASURES``; ``correction_weight`` weighs ``L_corr``, the L1 distance of the globally
+    corrected input to the clean image (ours; a model with a global correction only)."""
 
     task_gradient_weight: float
     unified_weight: float
     recon_weight: float
     text_weight: float
     unified_measure: str
+    correction_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,9 @@ class Stage1Config(StageConfig):
     ``refine_unified_weight``: the weight of ``L_unified`` during the refinement (``None``: ``unified_weight``).
     ``refine_task_weights``: the task sampling weights of the refinement (``None``: ``task_weights``);
     haze is learned mostly there, where the whole view shows its depth-dependent airlight.
+    ``correction_weight`` / ``refine_correction_weight`` (``None``: ``correction_weight``): the
+    weight of ``L_corr``, which supervises the global correction directly (see
+    :class:`Stage1LossWeights`); 0 leaves it to the end-to-end loss alone.
     """
 
     SECTION: ClassVar[str] = "stage1"
@@ -254,6 +260,8 @@ class Stage1Config(StageConfig):
     refine_whole_view: float = _spec(0.0, minimum=0, maximum=1)
     refine_whole_view_tasks: tuple[str, ...] = _spec(WHOLE_VIEW_TASKS, choices=WHOLE_VIEW_TASKS)
     refine_task_weights: dict[str, float] | None = _spec(None, minimum=0)
+    correction_weight: float = _spec(0.0, minimum=0)
+    refine_correction_weight: float | None = _spec(None, minimum=0)
 
     @property
     def loss_weights(self) -> Stage1LossWeights:
@@ -262,9 +270,12 @@ class Stage1Config(StageConfig):
     @property
     def refine_loss_weights(self) -> Stage1LossWeights:
         """The loss weights of the refinement phase."""
-        if self.refine_unified_weight is None:
-            return self.loss_weights
-        return replace(self.loss_weights, unified_weight=self.refine_unified_weight)
+        weights = self.loss_weights
+        if self.refine_unified_weight is not None:
+            weights = replace(weights, unified_weight=self.refine_unified_weight)
+        if self.refine_correction_weight is not None:
+            weights = replace(weights, correction_weight=self.refine_correction_weight)
+        return weights
 
     @property
     def refine_sampling_weights(self) -> dict[str, float] | None:

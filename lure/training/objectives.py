@@ -24,7 +24,8 @@ from lure.training.source_similarity import (
 
 class Stage1Objective(nn.Module):
     """``L1 = L_task + a1 L_unified + a2 L_recon + a3 L_text`` with the weights of ``weights``
-    (docs/paper-map.md#training).
+    (docs/paper-map.md#training), plus (ours) ``a_corr L_corr``, the L1 distance of the globally
+    corrected inputs ``x'`` (and ``y'``) to ``y`` on the samples the global correction applies to.
 
     ``Z = E(x, c_t, m)``, ``Z_pd = E(y, c_pd, m)``, ``y_hat = D(Z)``, ``y_hat_pd = D(Z_pd)``.
     """
@@ -58,7 +59,22 @@ class Stage1Objective(nn.Module):
         l_text = F.cross_entropy(logits, torch.cat([task_class, pd_class]))
         total = l_task + w.unified_weight * l_unified + w.recon_weight * l_recon + w.text_weight * l_text
         parts = {"task": l_task, "unified": l_unified, "recon": l_recon, "text": l_text}
+        if w.correction_weight > 0 and model.global_correction is not None:
+            parts["correction"] = l_corr = self._correction_loss(images, c_both, torch.cat([modality, modality]),
+                                                                 stats, to_network_channels(hq))
+            total = total + w.correction_weight * l_corr
         return total, {k: v.detach() for k, v in parts.items()}
+
+    def _correction_loss(self, images: torch.Tensor, text: torch.Tensor, modality: torch.Tensor,
+                         stats: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+        """``L_corr``: mean L1 of the corrected ``images`` (x, then y; ``(2B, C, H, W)``) to the clean
+        ``target`` ``(B, C, H, W)``, over the samples of corrected modalities (0 when there are none)."""
+        chosen = self.model.corrected_samples(modality)
+        if not bool(chosen.any()):
+            return images.new_zeros(())
+        corrected = self.model.correct_input(images[chosen], text[chosen], modality[chosen],
+                                             None if stats is None else stats[chosen])
+        return F.l1_loss(corrected, torch.cat([target, target])[chosen])
 
 
 class Stage2Objective(nn.Module):
