@@ -141,6 +141,58 @@ def test_ablation_mean_ranks_and_ship_manifest_entry(tmp_path):
     assert weights.folder_digest(moved)["sha256"] == info["sources"]["x"]["sha256"]
 
 
+
+
+def test_ablation_summary_averages_the_sets_ranks_and_reuse_is_checked(tmp_path):
+    from pipelines.ablate_stage2 import VARIANTS, parse_reuse, summary_rows
+
+    columns = ("Qabf", "SD")
+    per_set = {"day": {"a": {"Qabf": 0.5, "SD": 40.0}, "b": {"Qabf": 0.4, "SD": 30.0}},
+               "night": {"a": {"Qabf": 0.3, "SD": 20.0}, "b": {"Qabf": 0.6, "SD": 25.0}}}
+    summary, set_ranks = summary_rows(per_set, columns)
+    assert set_ranks == {"a": {"day": 1.0, "night": 2.0}, "b": {"day": 2.0, "night": 1.0}}  # a wins by day only
+    assert summary["b"]["mean rank"] == summary["a"]["mean rank"] == 1.5
+    assert summary["b"] == {"day Qabf": 0.4, "day SD": 30.0, "night Qabf": 0.6, "night SD": 25.0, "mean rank": 1.5}
+    per_set["night"]["a"]["SD"] = 30.0  # a still loses Qabf at night, now wins SD
+    assert summary_rows(per_set, columns)[0]["a"]["mean rank"] == 1.25
+    checkpoint = tmp_path / "model.pt"
+    checkpoint.write_bytes(b"x")
+    name = next(iter(VARIANTS))
+    assert parse_reuse([f"{name}={checkpoint}"], VARIANTS) == {name: checkpoint}
+    with pytest.raises(ValueError, match="expected NAME=CKPT"):
+        parse_reuse([f"no-such-variant={checkpoint}"], VARIANTS)
+    with pytest.raises(ValueError, match="does not exist"):
+        parse_reuse([f"{name}={tmp_path / 'missing.pt'}"], VARIANTS)
+
+
+def test_ablation_tables_are_written_and_written_again_from_their_json(tmp_path):
+    from pipelines.ablate_stage2 import COLUMNS, write_ablation
+    from pipelines.ablate_stage2 import main as ablate_main
+
+    def row(base: float) -> dict[str, float]:
+        return {c: base + i for i, c in enumerate(COLUMNS)}
+
+    run = {"profile": "real", "trained": "trained in a test", "reused": ["+structure"],
+           "sets": [{"slug": "day", "spec": "day/test", "pairs": 3}, {"slug": "night", "spec": "night/test", "pairs": 2}],
+           "per_set": {"day": {"+structure": row(1.0), "+intensity": row(0.0)},
+                       "night": {"+structure": row(0.5), "+intensity": row(2.0)}}}
+    write_ablation(tmp_path / "abl", run)
+    summary = (tmp_path / "abl.md").read_text()
+    # a tie (1.5 each): the first variant listed is chosen
+    assert "+structure (intensity 0, structure 1) reused **chosen**" in summary and summary.count("**chosen**") == 1
+    assert "day/test: 3 held-out pairs; night/test: 2 held-out pairs" in summary
+    assert (tmp_path / "abl_day.md").is_file() and (tmp_path / "abl_night.csv").is_file()
+    saved = json.loads((tmp_path / "abl.json").read_text())
+    assert saved["set_ranks"] == {"+structure": {"day": 1.0, "night": 2.0}, "+intensity": {"day": 2.0, "night": 1.0}}
+    run["per_set"]["day"]["+intensity"] = row(4.0)  # now best in both sets
+    write_ablation(tmp_path / "abl", run)
+    assert "+intensity (intensity 1, none 0) **chosen**" in (tmp_path / "abl.md").read_text()
+    assert json.loads((tmp_path / "abl.json").read_text())["chosen"] == "+intensity"
+    assert ablate_main(["--tables-from", str(tmp_path / "abl.json"), "--out", str(tmp_path / "again")]) == 0
+    assert (tmp_path / "again.md").read_text().replace("again_", "abl_") == (tmp_path / "abl.md").read_text()
+    assert ablate_main(["--tables-from", str(tmp_path / "abl.md")]) == 1  # not a JSON: one-line error
+
+
 def test_compare_weights_finds_a_retrain_identical_and_names_what_differs(tmp_path, capsys):
     from lure.checkpoint import read_checkpoint, save_checkpoint
     from pipelines.compare_weights import main as compare_main
