@@ -138,8 +138,7 @@ def write_ablation(out: Path, run: dict) -> None:
                  "stage2.perceptual (the U2Fusion-role term) and stage2.perceptual_weight")
     for st in sets:
         rows = per_set[st["slug"]]
-        ranks = mean_ranks(rows, COLUMNS)
-        table = {n: {**r, "mean rank": ranks[n]} for n, r in rows.items()}
+        table = {n: {**r, "mean rank": set_ranks[n][st["slug"]]} for n, r in rows.items()}
         write_table(out.parent / f"{out.name}_{st['slug']}", f"Stage-2 loss ablation on {st['spec']} ({run['profile']} profile)",
                     table, (*COLUMNS, "mean rank"), labels, {n: st["pairs"] for n in rows},
                     [f"{run['trained']}; pseudo descriptions, means over {st['pairs']} held-out pairs", rank_note])
