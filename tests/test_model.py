@@ -295,3 +295,53 @@ def test_profiles_build_and_info_cli_reports_counts(capsys):
 def test_unknown_profile_is_a_clear_error(capsys):
     assert cli_main(["info", "--profile", "huge"]) == 2
     assert "unknown profile 'huge'" in capsys.readouterr().err
+
+
+# -- channels-last kernels against the textbook formulas ----------------------------------
+def _reference_layer_norm(norm, x: torch.Tensor) -> torch.Tensor:
+    mean = x.mean(1, keepdim=True)
+    var = (x - mean).pow(2).mean(1, keepdim=True)
+    return (x - mean) / torch.sqrt(var + norm.eps) * norm.weight[:, None, None] + norm.bias[:, None, None]
+
+
+def _reference_channel_attention(q, k, v, heads, temperature):
+    b, c, h, w = q.shape
+    q = torch.nn.functional.normalize(q.reshape(b, heads, c // heads, h * w), dim=-1)
+    k = torch.nn.functional.normalize(k.reshape(b, heads, c // heads, h * w), dim=-1)
+    attn = (q @ k.transpose(-2, -1)) * temperature
+    return (attn.softmax(dim=-1) @ v.reshape(b, heads, c // heads, h * w)).reshape(b, c, h, w)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_channels_last_blocks_match_the_reference_formulas(memory_format):
+    from lure.models.nafblock import LayerNorm2d
+    from lure.models.text_guided_attention import GatedDconvFeedForward, channel_attention
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(2, 12, 9, 14, generator=g) * 3 + 1).contiguous(memory_format=memory_format)
+    torch.manual_seed(0)
+    norm = LayerNorm2d(12)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    assert torch.allclose(norm(x), _reference_layer_norm(norm, x), atol=1e-5)
+
+    q, k, v = (torch.randn(2, 12, 9, 14, generator=g).contiguous(memory_format=memory_format) for _ in range(3))
+    temperature = torch.tensor([0.7, 2.0, 1.3]).view(3, 1, 1)
+    assert torch.allclose(channel_attention(q, k, v, 3, temperature),
+                          _reference_channel_attention(q, k, v, 3, temperature), atol=1e-5)
+
+    ffn = GatedDconvFeedForward(12, 1.5)
+    a, b = ffn.dwconv(ffn.project_in(x)).chunk(2, dim=1)  # the block as Restormer writes it
+    assert torch.allclose(ffn(x), ffn.project_out(torch.nn.functional.gelu(a) * b), atol=1e-5)
+
+
+def test_activations_are_channels_last_and_gradients_flow():
+    model = make_model().train()
+    vi, ir = images(32, 48)
+    t_vi, t_ir = texts(TINY)
+    latents = model.encode(vi, model.project_text(t_vi), 0)
+    assert all(z.is_contiguous(memory_format=torch.channels_last) for z in latents)
+    model(vi, ir, t_vi, t_ir).mean().backward()
+    grads = [p.grad for p in model.encoder.parameters()]
+    assert all(g_ is not None and torch.isfinite(g_).all() for g_ in grads)

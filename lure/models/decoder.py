@@ -27,6 +27,8 @@ class Decoder(nn.Module):
         self.head = nn.Conv2d(w[0], config.image_channels, 3, padding=1)
 
     def forward(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        # channels-last like the encoder's latents (a no-op for them)
+        latents = [z.contiguous(memory_format=torch.channels_last) for z in latents]
         x = self.entry_blocks(self.entry(latents[-1]))
         for i in reversed(range(len(self.ups))):
             x = self.ups[i](x)

@@ -55,7 +55,7 @@ class InnerResidualEncoderLayer(nn.Module):
 
 class ImageEncoder(nn.Module):
     """Multi-scale encoder: image ``(B, 3, H, W)`` in [0,1] -> latents ``z^i`` of shape
-    ``(B, latent_channels[i], H / 2^i, W / 2^i)``. H and W must be multiples of
+    ``(B, latent_channels[i], H / 2^i, W / 2^i)`` (channels-last memory). H and W must be multiples of
     ``config.size_multiple``."""
 
     def __init__(self, config: LUREConfig) -> None:
@@ -72,7 +72,9 @@ class ImageEncoder(nn.Module):
             for i in range(config.levels))
 
     def forward(self, image: torch.Tensor, text: torch.Tensor, modality: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(image)
+        # channels-last activations: oneDNN's 1x1 and depthwise convolutions run ~2x faster on
+        # CPU, and LayerNorm2d / channel attention read them without copies
+        x = self.stem(image.contiguous(memory_format=torch.channels_last))
         latents = []
         for layer in self.layers:
             z, x = layer(x, text, modality)

@@ -23,23 +23,39 @@ class GatedDconvFeedForward(nn.Module):
         self.project_out = nn.Conv2d(hidden, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.dwconv(self.project_in(x)).chunk(2, dim=1)
-        return self.project_out(F.gelu(a) * b)
+        # the gate and value halves are computed apart (1x1 and depthwise convs split exactly
+        # by output channel): GELU on a contiguous half is ~3x faster than on a strided
+        # channels-last chunk of the whole
+        hidden = self.project_out.in_channels
+        gate, value = (
+            F.conv2d(F.conv2d(x, self.project_in.weight[part], self.project_in.bias[part]),
+                     self.dwconv.weight[part], self.dwconv.bias[part], padding=1, groups=hidden)
+            for part in (slice(0, hidden), slice(hidden, 2 * hidden)))
+        return self.project_out(F.gelu(gate) * value)
 
 
 def channel_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
                       temperature: torch.Tensor) -> torch.Tensor:
     """Restormer's transposed attention: per head, a ``(C/h x C/h)`` attention map over
-    channels computed from L2-normalised pixel vectors; cost is linear in pixel count.
+    channels: the cosine similarity of the query and key channels over all pixels, times
+    ``temperature``; cost is linear in pixel count.
 
-    q, k, v: ``(B, C, H, W)``; temperature: ``(heads, 1, 1)``. Returns ``(B, C, H, W)``.
+    q, k, v: ``(B, C, H, W)``; temperature: ``(heads, 1, 1)``. Returns ``(B, C, H, W)``
+    (channels-last memory). Computed on ``(B, H*W, heads, C/h)`` views, free for
+    channels-last inputs; dividing the dot products by both norms equals normalising first.
     """
     b, c, h, w = q.shape
-    q = F.normalize(q.reshape(b, heads, c // heads, h * w), dim=-1)
-    k = F.normalize(k.reshape(b, heads, c // heads, h * w), dim=-1)
-    v = v.reshape(b, heads, c // heads, h * w)
-    attn = (q @ k.transpose(-2, -1)) * temperature  # (B, heads, C/h, C/h)
-    return (attn.softmax(dim=-1) @ v).reshape(b, c, h, w)
+
+    def tokens(x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1).reshape(b, h * w, heads, c // heads)
+
+    q, k, v = tokens(q), tokens(k), tokens(v)
+    norm_q = (q * q).sum(dim=1).sqrt().clamp_min(1e-12)  # (B, heads, C/h), as F.normalize
+    norm_k = (k * k).sum(dim=1).sqrt().clamp_min(1e-12)
+    attn = torch.einsum("bnhd,bnhe->bhde", q, k) / (norm_q[..., :, None] * norm_k[..., None, :])
+    attn = (attn * temperature).softmax(dim=-1)  # (B, heads, C/h, C/h)
+    out = torch.einsum("bhde,bnhe->bnhd", attn, v)
+    return out.reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
 class ChannelCrossAttention(nn.Module):
