@@ -69,6 +69,28 @@ def test_large_images_are_read_on_a_regular_subsample_and_arrays_match_tensors()
     assert torch.allclose(array_statistics(grey), image_statistics(tensor[:, :1])[0], atol=1e-6)
 
 
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5, 3), (96, 96, 3), (301, 496), (257, 511, 3), (480, 640, 3),
+                                   (512, 640), (100, 100, 1)])
+def test_array_statistics_are_bit_identical_to_the_tensor_path(shape):
+    """The loaders' histogram quantiles and uint8 subsample must give exactly the statistics of
+    image_statistics(image / 255): a retrain's bit-reproducibility rests on them."""
+    rng = np.random.default_rng(sum(shape))
+    images = [rng.integers(0, 256, shape, dtype=np.uint8),
+              rng.normal(90, 25, shape).clip(0, 255).astype(np.uint8),  # a narrow, clipped histogram
+              np.full(shape, 37, dtype=np.uint8)]  # one value: every quantile equal
+    for image in images:
+        x = torch.from_numpy(image.astype(np.float32) / 255.0)
+        x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+        for channels in ((3, 1) if x.shape[1] == 1 else (3,)):
+            expected = image_statistics(x, channels)[0]
+            found = array_statistics(image, channels)
+            assert found.shape == (channels, STATS_PER_CHANNEL)
+            assert torch.equal(found, expected), (shape, channels, (found - expected).abs().max())
+    # not uint8: the plain conversion path, the same statistics
+    wide = images[0].astype(np.uint16)
+    assert torch.equal(array_statistics(wide), array_statistics(images[0]))
+
 def test_correction_starts_as_the_identity_and_is_a_bounded_affine_map_per_channel():
     torch.manual_seed(0)
     correction = GlobalAffineCorrection(channels=3, text_dim=8)

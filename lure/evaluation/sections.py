@@ -230,7 +230,8 @@ def restoration_section(run: Evaluation, spec: str) -> dict[str, Any] | None:
     rows, columns = restoration_table(scores)
     counts = {t: next(iter(m.values()))["images"] for t, m in scores.items()}
     table_notes = [
-        f"images per task: {', '.join(f'{t} {n}' for t, n in counts.items())} (at most {per_task}); "
+        f"images per task: {', '.join(f'{t} {n}' for t, n in counts.items())} "
+        f"({'all of the set' if per_task == 0 else f'at most {per_task}'}); "
         "PSNR (dB, all channels) and SSIM (grey, MATLAB ssim, range 255) against the clean image",
         "classical correction: gain/gamma to mean luminance 0.45 (ll, oe), 1-99 % contrast stretch "
         "(hz, lc), unsharp mask on the bicubic input (sr4, sr8)",

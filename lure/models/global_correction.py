@@ -49,10 +49,51 @@ def image_statistics(image: torch.Tensor, channels: int = 3) -> torch.Tensor:
 
 
 def array_statistics(image: np.ndarray, channels: int = 3) -> torch.Tensor:
-    """:func:`image_statistics` of one uint8 ``HxW`` or ``HxWxC`` array: ``(channels, STATS_PER_CHANNEL)``."""
-    x = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0)
-    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
-    return image_statistics(x, channels)[0]
+    """:func:`image_statistics` of one uint8 ``HxW`` or ``HxWxC`` array: ``(channels, STATS_PER_CHANNEL)``.
+
+    Bit-identical to :func:`image_statistics` of ``image / 255`` (float32), and several times
+    faster (the data loaders call it twice per training sample): the subsample is taken before
+    the conversion to float, and the quantiles come from a 256-bin histogram of the uint8 values
+    instead of a sort, interpolated exactly as :func:`torch.quantile` does (linear)."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
+        x = torch.from_numpy(np.asarray(arr, dtype=np.float32) / 255.0)
+        x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+        return image_statistics(x, channels)[0]
+    stride = max(1, math.ceil(max(arr.shape[:2]) / MAX_STATS_SIDE))
+    sub = arr[::stride, ::stride]
+    x = torch.from_numpy(sub.astype(np.float32) / 255.0)
+    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]  # (1, C, h, w)
+    if x.shape[1] == 1 and channels != 1:
+        x = x.expand(-1, channels, -1, -1)
+    # the memory layout image_statistics reduces over (a strided view when nothing was skipped),
+    # so that the mean and standard deviation round alike
+    x = (x if stride == 1 else x.contiguous()).flatten(2)[0]  # (C, N)
+    mean, std = x.mean(-1, keepdim=True), x.std(-1, unbiased=False, keepdim=True)
+    values = sub[None] if sub.ndim == 2 else np.moveaxis(sub, -1, 0)  # (C, h, w) uint8
+    if values.shape[0] == 1 and channels != 1:
+        values = np.broadcast_to(values, (channels, *values.shape[1:]))
+    return torch.cat([mean, std, _uint8_quantiles(values.reshape(values.shape[0], -1))], dim=-1)
+
+
+def _uint8_quantiles(values: np.ndarray) -> torch.Tensor:
+    """``torch.quantile(values / 255, STAT_QUANTILES, dim=-1)`` (float32, linear interpolation)
+    of uint8 ``(C, N)`` values, from each row's histogram: ``(C, len(STAT_QUANTILES))``."""
+    n = values.shape[1]
+    q = torch.tensor(STAT_QUANTILES, dtype=torch.float32)
+    ranks = q * (n - 1)  # the order statistics torch.quantile interpolates between
+    below, above = ranks.long(), ranks.ceil().long()
+    weights = ranks - below
+    rows = []
+    for row in values:
+        cumulative = np.cumsum(np.bincount(row, minlength=256))
+        # the k-th smallest value (from 0) is the first v with more than k values <= v
+        order = np.searchsorted(cumulative, np.concatenate([below.numpy(), above.numpy()]), side="right")
+        rows.append(order)
+    order = np.asarray(rows, dtype=np.float32) / 255.0  # the same float32 values as the image's
+    k = len(STAT_QUANTILES)
+    low, high = torch.from_numpy(order[:, :k]), torch.from_numpy(order[:, k:])
+    return low.lerp(high, weights.expand_as(low))
 
 
 def log_spread(stats: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
