@@ -69,7 +69,6 @@ def test_large_images_are_read_on_a_regular_subsample_and_arrays_match_tensors()
     assert torch.allclose(array_statistics(grey), image_statistics(tensor[:, :1])[0], atol=1e-6)
 
 
-
 @pytest.mark.parametrize("shape", [(1, 1), (7, 5, 3), (96, 96, 3), (301, 496), (257, 511, 3), (480, 640, 3),
                                    (512, 640), (100, 100, 1)])
 def test_array_statistics_are_bit_identical_to_the_tensor_path(shape):
@@ -90,6 +89,7 @@ def test_array_statistics_are_bit_identical_to_the_tensor_path(shape):
     # not uint8: the plain conversion path, the same statistics
     wide = images[0].astype(np.uint16)
     assert torch.equal(array_statistics(wide), array_statistics(images[0]))
+
 
 def test_correction_starts_as_the_identity_and_is_a_bounded_affine_map_per_channel():
     torch.manual_seed(0)
