@@ -71,9 +71,10 @@ def array_statistics(image: np.ndarray, channels: int = 3) -> torch.Tensor:
     x = (x if stride == 1 else x.contiguous()).flatten(2)[0]  # (C, N)
     mean, std = x.mean(-1, keepdim=True), x.std(-1, unbiased=False, keepdim=True)
     values = sub[None] if sub.ndim == 2 else np.moveaxis(sub, -1, 0)  # (C, h, w) uint8
-    if values.shape[0] == 1 and channels != 1:
-        values = np.broadcast_to(values, (channels, *values.shape[1:]))
-    return torch.cat([mean, std, _uint8_quantiles(values.reshape(values.shape[0], -1))], dim=-1)
+    quantiles = _uint8_quantiles(values.reshape(values.shape[0], -1))
+    if quantiles.shape[0] == 1 and channels != 1:  # a grey image: one histogram, repeated
+        quantiles = quantiles.expand(channels, -1)
+    return torch.cat([mean, std, quantiles], dim=-1)
 
 
 def _uint8_quantiles(values: np.ndarray) -> torch.Tensor:
@@ -84,12 +85,9 @@ def _uint8_quantiles(values: np.ndarray) -> torch.Tensor:
     ranks = q * (n - 1)  # the order statistics torch.quantile interpolates between
     below, above = ranks.long(), ranks.ceil().long()
     weights = ranks - below
-    rows = []
-    for row in values:
-        cumulative = np.cumsum(np.bincount(row, minlength=256))
-        # the k-th smallest value (from 0) is the first v with more than k values <= v
-        order = np.searchsorted(cumulative, np.concatenate([below.numpy(), above.numpy()]), side="right")
-        rows.append(order)
+    wanted = np.concatenate([below.numpy(), above.numpy()])
+    # the k-th smallest value (from 0) is the first v with more than k values <= v
+    rows = [np.searchsorted(np.cumsum(np.bincount(row, minlength=256)), wanted, side="right") for row in values]
     order = np.asarray(rows, dtype=np.float32) / 255.0  # the same float32 values as the image's
     k = len(STAT_QUANTILES)
     low, high = torch.from_numpy(order[:, :k]), torch.from_numpy(order[:, k:])
