@@ -306,6 +306,34 @@ def test_degraded_fusion_batches(demo_shards):
         fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1, degraded_fraction=1.5)
 
 
+def test_gamma_jittered_fusion_batches(demo_shards):
+    """stage2.gamma_jitter: a jittered source is the stored one through 255 (x/255)^g, with the same
+    crop and flips; the draws follow the seed, not the workers; 0 is the plain loader."""
+    split = demo_shards / "demo/train"
+    plain = list(fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1))
+    squared = list(fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1, gamma_jitter=1.0,
+                                 gamma_range=(2.0, 2.0)))
+    for a, b in zip(plain, squared, strict=True):
+        assert a["key"] == b["key"]
+        for name in ("ir", "vi"):
+            expected = torch.round(255.0 * (a[name].double() ** 2)).float() / 255.0
+            assert torch.equal(b[name], expected), name
+    unchanged = list(fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1, gamma_jitter=0.0,
+                                   gamma_range=(0.25, 4.0)))
+    assert all(torch.equal(a["vi"], b["vi"]) and torch.equal(a["ir"], b["ir"]) for a, b in zip(plain, unchanged, strict=True))
+    runs = [list(fusion_loader(split, crop=32, batch_size=3, workers=w, seed=1, gamma_jitter=0.5,
+                               gamma_range=(0.5, 2.0), with_statistics=True)) for w in (0, 2)]
+    changed = 0
+    for a, b, c in zip(*runs, plain, strict=True):
+        assert torch.equal(a["ir"], b["ir"]) and torch.equal(a["vi"], b["vi"]) and torch.equal(a["ir_stats"], b["ir_stats"])
+        changed += sum(not torch.equal(x, y) for x, y in zip(a["vi"], c["vi"], strict=True))
+    assert 0 < changed < sum(len(c["key"]) for c in plain)  # some, not all, visible crops jittered
+    with pytest.raises(ValueError, match="gamma_jitter"):
+        fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1, gamma_jitter=2.0)
+    with pytest.raises(ValueError, match="gamma_range"):
+        fusion_loader(split, crop=32, batch_size=3, workers=0, seed=1, gamma_jitter=0.5, gamma_range=(2.0, 1.0))
+
+
 @pytest.mark.slow
 def test_workers_survive_an_earlier_in_process_flow(demo_shards):
     """Prefect 3.8 leaves a thread-exit hook behind that kills forked workers with exit code 1

@@ -93,6 +93,28 @@ def test_degradation_aware_stage2_trains_on_degraded_pairs(demo_data, tmp_path):
     assert changed and all(k.startswith("fusion.") for k in changed), sorted(changed)[:5]
 
 
+def test_stage2_gamma_jitter_reaches_the_training_batches(demo_data, tmp_path):
+    """stage2.gamma_jitter/gamma_range: the stage-2 trainer's fusion batches are the plain ones
+    raised to the drawn power (here always 2), the same pairs, crops and flips."""
+    from lure.training.distributed import setup_distributed, teardown_distributed
+    from lure.training.trainer import Trainer
+
+    train("stage1", tiny_params(), StageOutputs.default("stage1", tmp_path), data_root=demo_data, progress=False)
+    batches = {}
+    for jitter in (0.0, 1.0):
+        params = tiny_params(**{"stage2.gamma_jitter": jitter, "stage2.gamma_range": [2.0, 2.0]})
+        ctx = setup_distributed("cpu")
+        try:
+            trainer = Trainer("stage2", params, StageOutputs.default("stage2", tmp_path), ctx, demo_data, False)
+            batches[jitter] = next(trainer._streams()["fusion"])
+        finally:
+            teardown_distributed(ctx)
+    plain, squared = batches[0.0], batches[1.0]
+    assert plain["key"] == squared["key"]
+    for name in ("ir", "vi"):
+        assert torch.equal(squared[name], torch.round(255.0 * plain[name].double() ** 2).float() / 255.0), name
+
+
 def test_global_correction_trains_in_stage1_on_whole_image_statistics(demo_data, tmp_path):
     """model.global_correction: the loaders hand the objectives the whole images' statistics,
     stage 1 trains the correction (it leaves the identity), stage 2 leaves it as stage 1 did."""

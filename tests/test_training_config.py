@@ -51,6 +51,9 @@ def test_unknown_key_names_itself_the_section_and_the_valid_keys():
     ("perceptual", "clip", r"profiles\.demo\.stage2\.perceptual must be one of vgg, latent, structure, none"),
     ("train_sets", 3, r"profiles\.demo\.stage2\.train_sets must be a list"),
     ("degraded_fraction", 1.5, r"profiles\.demo\.stage2\.degraded_fraction must be <= 1"),
+    ("gamma_jitter", -0.1, r"profiles\.demo\.stage2\.gamma_jitter must be >= 0"),
+    ("gamma_range", [0.0, 2.0], r"profiles\.demo\.stage2\.gamma_range must be > 0"),
+    ("gamma_range", [2.0, 0.5], r"profiles\.demo\.stage2\.gamma_range must be two exponents low <= high"),
 ])
 def test_bad_values_fail_with_one_line(key, value, pattern):
     params = copy.deepcopy(load_params(profile="demo"))

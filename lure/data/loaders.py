@@ -276,18 +276,31 @@ class _FusionPass(_PositionedStream):
     ``pd, ll, hz, oe`` and an infrared task from ``pd, lc, sr4, sr8``, not both ``pd``
     (:data:`DEGRADED_PAIR_TASKS`); such a sample also carries the clean crops. Its statistics
     (``with_statistics``) are the whole clean images'; the degraded inputs are degraded crops, whose
-    statistics the model reads from the crops themselves."""
+    statistics the model reads from the crops themselves.
+
+    With ``gamma_jitter`` > 0 (ours) each source image, independently with that probability, is
+    replaced by ``x ** g`` (x in [0, 1]) with ``log g`` uniform in ``log gamma_range``, before its
+    statistics and the crop: the fusion then sees sources brighter and darker than the training
+    cameras give (a dark infrared image beside a bright visible one, as in MSRS). The loss targets
+    are the jittered sources."""
 
     second = "ir"
 
     def __init__(self, urls: list[str], crop: int, seed: int, shuffle_buffer: int = 64,
-                 degraded_fraction: float = 0.0, with_statistics: bool | tuple[str, ...] = False) -> None:
+                 degraded_fraction: float = 0.0, with_statistics: bool | tuple[str, ...] = False,
+                 gamma_jitter: float = 0.0, gamma_range: tuple[float, float] = (0.5, 2.0)) -> None:
         super().__init__(urls, crop, seed)
         self.statistics_of = _statistics_modalities(with_statistics)
         self.shuffle_buffer = shuffle_buffer
         if not 0.0 <= degraded_fraction <= 1.0:
             raise ValueError(f"degraded_fraction must be in [0, 1], got {degraded_fraction!r}")
         self.degraded_fraction = float(degraded_fraction)
+        if not 0.0 <= gamma_jitter <= 1.0:
+            raise ValueError(f"gamma_jitter must be in [0, 1], got {gamma_jitter!r}")
+        low, high = (float(g) for g in gamma_range)
+        if not 0.0 < low <= high:
+            raise ValueError(f"gamma_range must be two exponents 0 < low <= high, got {gamma_range!r}")
+        self.gamma_jitter, self.gamma_range = float(gamma_jitter), (low, high)
 
     def _order(self, rng: np.random.Generator) -> Iterator[dict]:
         order = [self.urls[i] for i in rng.permutation(len(self.urls))]
@@ -303,6 +316,8 @@ class _FusionPass(_PositionedStream):
 
     def _decode(self, s: dict, transform, sample_seed: int) -> dict:
         ir, vi = to_grey(decode_image(s["ir.png"])), to_rgb(decode_image(s["vi.png"]))
+        if self.gamma_jitter > 0:
+            ir, vi = _gamma_jittered((ir, vi), self.gamma_jitter, self.gamma_range, sample_seed)
         images = {"visible": ("vi_stats", vi), "infrared": ("ir_stats", ir)}
         stats = {key: array_statistics(image) for m, (key, image) in images.items() if m in self.statistics_of}
         vi, ir = apply_pair(transform, vi, ir, "ir")
@@ -312,6 +327,22 @@ class _FusionPass(_PositionedStream):
             sample |= {"ir_clean": sample["ir"], "vi_clean": sample["vi"]}
             sample |= _degraded_sample(ir, vi, self.degraded_fraction, sample_seed)
         return sample
+
+
+def _gamma_jittered(images: tuple[np.ndarray, ...], probability: float, gamma_range: tuple[float, float],
+                    sample_seed: int) -> tuple[np.ndarray, ...]:
+    """Each uint8 image, with ``probability``, mapped through ``255 (x / 255) ** g`` (a 256-entry
+    table), ``log g`` uniform on ``log gamma_range``; drawn from ``[sample_seed, 4]``."""
+    rng = np.random.default_rng([sample_seed, 4])  # [seed], [seed, 1..3] are the crop, flips, degradations, view
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    out = []
+    for image in images:
+        jitter, log_g = rng.random() < probability, rng.uniform(*np.log(gamma_range))
+        if jitter:
+            table = np.round(255.0 * levels ** np.exp(log_g)).astype(np.uint8)
+            image = table[image]
+        out.append(image)
+    return tuple(out)
 
 
 def _statistics_modalities(with_statistics: bool | tuple[str, ...]) -> tuple[str, ...]:
@@ -432,7 +463,8 @@ def stage1_loader(urls: list[str] | str, crop: int, batch_size: int, workers: in
 
 
 def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, seed: int,
-                  degraded_fraction: float = 0.0, with_statistics: bool | tuple[str, ...] = False) -> Iterable[dict]:
+                  degraded_fraction: float = 0.0, with_statistics: bool | tuple[str, ...] = False,
+                  gamma_jitter: float = 0.0, gamma_range: tuple[float, float] = (0.5, 2.0)) -> Iterable[dict]:
     """Batches of fusion pairs ``{"ir", "vi": (B,3,crop,crop) float32 [0,1], "key": list[str]}``; each
     ``iter()`` is one pass over the data (shard order and a 64-sample buffer shuffled per epoch).
     Every batch holds ``batch_size`` pairs but the epoch's last; the batches do not depend on ``workers``.
@@ -441,10 +473,13 @@ def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: in
     degraded (``ir``/``vi``), and every batch also holds the clean crops ``ir_clean``/``vi_clean``
     and the tasks ``vi_task``/``ir_task`` (lists of task ids, ``pd`` for a clean image).
     ``with_statistics``: add ``vi_stats``/``ir_stats``, the whole clean images' statistics (``True``:
-    of both; a tuple of modality names, e.g. ``("infrared",)``: of those images only)."""
+    of both; a tuple of modality names, e.g. ``("infrared",)``: of those images only).
+    ``gamma_jitter``/``gamma_range`` (ours): each source image, with that probability, raised to a
+    random power in the range before its statistics and crop (0: the images as stored)."""
     urls = _as_url_list(urls, "fusion")
     _check_common(urls, crop, batch_size, workers)
-    stream = _FusionPass(urls, crop, seed, degraded_fraction=degraded_fraction, with_statistics=with_statistics)
+    stream = _FusionPass(urls, crop, seed, degraded_fraction=degraded_fraction, with_statistics=with_statistics,
+                         gamma_jitter=gamma_jitter, gamma_range=gamma_range)
     return ShardLoader(stream, batch_size, workers, None)
 
 

@@ -291,7 +291,11 @@ class Stage2Config(StageConfig):
     Degradation-aware stage 2 (ours; 0 and 0 = the paper): ``degraded_fraction`` of the training
     pairs is degraded on the fly and encoded with its task description, the loss then compares
     the fused image with the clean sources; ``consistency_weight`` adds the L1 distance to the
-    current model's fusion of the clean pair with pseudo descriptions (no gradient through it)."""
+    current model's fusion of the clean pair with pseudo descriptions (no gradient through it).
+
+    ``gamma_jitter`` (ours; 0 = the paper): the probability that a training source image is raised
+    to a random power ``g`` (``log g`` uniform in ``log gamma_range``) before it is cropped; the
+    fusion then learns from darker and brighter sources than the training cameras give."""
 
     SECTION: ClassVar[str] = "stage2"
 
@@ -304,6 +308,13 @@ class Stage2Config(StageConfig):
     eval_pairs: int = _spec(8, minimum=1)
     degraded_fraction: float = _spec(0.0, minimum=0, maximum=1)
     consistency_weight: float = _spec(0.0, minimum=0)
+    gamma_jitter: float = _spec(0.0, minimum=0, maximum=1)
+    gamma_range: tuple[float, float] = _spec((0.5, 2.0), above=0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.gamma_range[0] > self.gamma_range[1]:
+            raise _fail(f"{self.SECTION}.gamma_range", "two exponents low <= high", list(self.gamma_range))
 
     @property
     def loss_weights(self) -> Stage2LossWeights:

@@ -291,6 +291,7 @@ class Trainer:
             loaders["fusion"] = fusion_loader(_resolve_urls(list(c2.train_sets), self.data_root), crop=c2.crop,
                                               batch_size=c2.batch_size, workers=c2.workers, seed=seed,
                                               degraded_fraction=c2.degraded_fraction,
+                                              gamma_jitter=c2.gamma_jitter, gamma_range=c2.gamma_range,
                                               with_statistics=self._statistics_modalities())
         return {name: DataStream(loader, **self.stream_positions.get(name, {})) for name, loader in loaders.items()}
 
