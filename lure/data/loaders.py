@@ -45,7 +45,7 @@ import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from lure.data.augment import apply_pair, paired_crop_flip, whole_view
-from lure.image_io import chw_tensor, decode_image, to_grey, to_rgb
+from lure.image_io import chw_tensor, decode_image, float_to_uint8, to_grey, to_rgb
 from lure.models.global_correction import array_statistics
 from lure.text.vocabulary import INFRARED, VISIBLE
 
@@ -334,15 +334,15 @@ def _gamma_jittered(images: tuple[np.ndarray, ...], probability: float, gamma_ra
     """Each uint8 image, with ``probability``, mapped through ``255 (x / 255) ** g`` (a 256-entry
     table), ``log g`` uniform on ``log gamma_range``; drawn from ``[sample_seed, 4]``."""
     rng = np.random.default_rng([sample_seed, 4])  # [seed], [seed, 1..3] are the crop, flips, degradations, view
-    levels = np.arange(256, dtype=np.float64) / 255.0
     out = []
     for image in images:
         jitter, log_g = rng.random() < probability, rng.uniform(*np.log(gamma_range))
-        if jitter:
-            table = np.round(255.0 * levels ** np.exp(log_g)).astype(np.uint8)
-            image = table[image]
-        out.append(image)
+        out.append(float_to_uint8(_UINT8_LEVELS ** np.exp(log_g))[image] if jitter else image)
     return tuple(out)
+
+
+#: The 256 uint8 levels as floats in [0, 1] (the domain of :func:`_gamma_jittered`'s tables).
+_UINT8_LEVELS = np.arange(256, dtype=np.float64) / 255.0
 
 
 def _statistics_modalities(with_statistics: bool | tuple[str, ...]) -> tuple[str, ...]:

@@ -57,13 +57,10 @@ def array_statistics(image: np.ndarray, channels: int = 3) -> torch.Tensor:
     instead of a sort, interpolated exactly as :func:`torch.quantile` does (linear)."""
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim not in (2, 3):
-        x = torch.from_numpy(np.asarray(arr, dtype=np.float32) / 255.0)
-        x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
-        return image_statistics(x, channels)[0]
+        return image_statistics(_unit_nchw(arr), channels)[0]
     stride = max(1, math.ceil(max(arr.shape[:2]) / MAX_STATS_SIDE))
     sub = arr[::stride, ::stride]
-    x = torch.from_numpy(sub.astype(np.float32) / 255.0)
-    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]  # (1, C, h, w)
+    x = _unit_nchw(sub)  # (1, C, h, w)
     if x.shape[1] == 1 and channels != 1:
         x = x.expand(-1, channels, -1, -1)
     # the memory layout image_statistics reduces over (a strided view when nothing was skipped),
@@ -75,6 +72,12 @@ def array_statistics(image: np.ndarray, channels: int = 3) -> torch.Tensor:
     if quantiles.shape[0] == 1 and channels != 1:  # a grey image: one histogram, repeated
         quantiles = quantiles.expand(channels, -1)
     return torch.cat([mean, std, quantiles], dim=-1)
+
+
+def _unit_nchw(array: np.ndarray) -> torch.Tensor:
+    """A 0-255 ``HxW`` or ``HxWxC`` array as a float32 ``(1, C, H, W)`` view in [0, 1]."""
+    x = torch.from_numpy(np.asarray(array, dtype=np.float32) / 255.0)
+    return x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
 
 
 def _uint8_quantiles(values: np.ndarray) -> torch.Tensor:
