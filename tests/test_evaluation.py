@@ -168,8 +168,15 @@ def test_evaluate_writes_tables_json_grids_and_fused_images(evaluated):
         )
 
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"vanilla", "degraded"}
-    assert set(metrics["degraded"]) == set(TASKS)
+    assert set(metrics) == {"vanilla", "degraded", "paired"}
+    assert set(metrics["degraded"]) == set(TASKS) and list(metrics["paired"]) == TASKS
+    for task in TASKS:  # the paired table's mean difference is the degraded table's, from the same pairs
+        paired, rows = metrics["paired"][task], metrics["degraded"][task]
+        for name, method, baseline in [("lure-restore_then_fuse", "lure", "restore_then_fuse"),
+                                       ("lure-lure_pseudo", "lure", "lure_pseudo")]:
+            assert paired[name]["pairs"] == 2
+            assert paired[name]["mean"] == pytest.approx(rows[method]["PSNR_clean"] - rows[baseline]["PSNR_clean"])
+            assert paired[name]["low"] <= paired[name]["mean"] <= paired[name]["high"]
     assert set(metrics["vanilla"][set_slug]["lure"]) == {*METRIC_NAMES, "NIQE"}
     assert set(metrics["degraded"]["ll"]["lure"]) == {*METRIC_NAMES, "NIQE", "PSNR_clean", "SSIM_clean"}
 

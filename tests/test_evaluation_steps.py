@@ -309,6 +309,35 @@ def test_degraded_section_reuses_clean_outputs_and_notes_empty_sets(tmp_path):
     assert run.report.notes == ["degraded set hz: no pairs; skipped"]
 
 
+def test_paired_section_agrees_with_the_per_pair_csv_and_the_degraded_table(tmp_path):
+    from lure.evaluation.sections import degraded_section, paired_section
+
+    run = _run(tmp_path, degraded_reference="clean", degraded_max_pairs=3)
+    assert paired_section(run) == {} and run.report.sections == []  # no degraded set yet
+    pair_set = PairSet("demo/test", "demo-test", [(f"k{n}", *_pair(n)) for n in range(3)])
+    rows, n_pairs = degraded_section(run, pair_set, "ll")
+    with open(run.report.out_dir / "tables" / "degraded_ll_psnr_clean.csv", newline="") as handle:
+        per_pair = list(csv.DictReader(handle))
+    assert [r["pair"] for r in per_pair] == ["k0", "k1", "k2"] and list(per_pair[0])[1:] == list(DEGRADED_METHODS)
+    for method in DEGRADED_METHODS:  # the per-pair values average to the degraded table's mean
+        assert np.mean([float(r[method]) for r in per_pair]) == pytest.approx(rows[method]["PSNR_clean"])
+
+    paired = paired_section(run)["ll"]
+    for name, method, baseline in [("lure-restore_then_fuse", "lure", "restore_then_fuse"),
+                                   ("lure-lure_pseudo", "lure", "lure_pseudo")]:
+        diffs = [float(r[method]) - float(r[baseline]) for r in per_pair]
+        d = paired[name]
+        assert d["pairs"] == 3 and d["mean"] == pytest.approx(np.mean(diffs))
+        assert min(diffs) <= d["low"] <= d["mean"] <= d["high"] <= max(diffs)
+        assert d["at_least"] == sum(x >= 0 for x in diffs)
+    with open(run.report.out_dir / "tables" / "degraded_paired.csv", newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["set"] for r in table] == ["ll"]
+    assert float(table[0]["lure-lure_pseudo_mean"]) == pytest.approx(paired["lure-lure_pseudo"]["mean"])
+    md = (run.report.out_dir / "tables" / "degraded_paired.md").read_text()
+    assert "| LL | 3 |" in md and md in run.report.sections
+
+
 def test_reference_models_and_restoration_sets_that_are_missing_are_noted(tmp_path):
     from lure.evaluation.sections import method_labels, reference_models, restoration_section
 
@@ -359,12 +388,77 @@ def test_evaluate_composes_the_sections_in_order(tmp_path):
     ]
     out = tmp_path / "out"
     assert (out / "grids" / "grid_vanilla_set.png").is_file() and not (out / "fused").exists()
-    assert json.loads((out / "metrics.json").read_text()).keys() == {"vanilla", "degraded"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics.keys() == {"vanilla", "degraded", "paired"} and list(metrics["paired"]) == ["ll", "hz"]
+    # the stand-in brightens by 3 when told the visible task: LURE and its pseudo run differ on every pair
+    assert metrics["paired"]["ll"]["lure-lure_pseudo"]["pairs"] == 2
     summary = (out / "tables" / "summary.md").read_text()
     assert (
         summary.index("Vanilla fusion")
         < summary.index("— LL")
         < summary.index("— HZ")
+        < summary.index("pair by pair")
         < summary.index("## Notes")
     )
     assert "(seed 3)" in summary and "checkpoint: `stand-in` (profile stand-in)" in summary
+
+
+# ----------------------------------------------------------------------------- paired comparisons
+def test_paired_difference_mean_interval_and_counts():
+    from lure.evaluation.paired import paired_difference
+
+    d = paired_difference([1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 5.0], seed=1)
+    assert (d.pairs, d.mean, d.at_least) == (4, 1.25, 3)
+    assert -1.0 <= d.low < d.mean < d.high <= 3.0
+    assert paired_difference([1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 5.0], seed=1) == d  # seeded
+    assert paired_difference([2.0, 3.0, 2.5], [1.0, 1.5, 2.0]).low > 0  # better on every pair
+    assert paired_difference([1.0, 1.0], [1.0, 1.0]).at_least == 2  # a tie counts as at least as good
+    one = paired_difference([3.0, float("nan")], [1.0, 0.0])  # the NaN pair is left out
+    assert (one.pairs, one.mean, one.low, one.high) == (1, 2.0, 2.0, 2.0)
+
+    # a large sample: the interval is the normal one, mean +- 1.96 sd / sqrt(n)
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.5, 1.0, 400)
+    big = paired_difference(a, np.zeros(400), seed=2)
+    half = 1.96 * a.std(ddof=1) / np.sqrt(400)
+    assert big.mean == pytest.approx(a.mean())
+    assert big.high - big.mean == pytest.approx(half, rel=0.15)
+    assert big.mean - big.low == pytest.approx(half, rel=0.15)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "kwargs", "message"),
+    [
+        ([1.0], [1.0, 2.0], {}, "equal lengths"),
+        ([float("nan")], [1.0], {}, "no pair has finite values"),
+        ([1.0], [1.0], {"confidence": 1.0}, "confidence in"),
+        ([1.0], [1.0], {"resamples": 0}, "resamples must be"),
+    ],
+)
+def test_paired_difference_rejects_bad_input_in_one_line(a, b, kwargs, message):
+    from lure.evaluation.paired import paired_difference
+
+    with pytest.raises(ValueError, match=message) as error:
+        paired_difference(a, b, **kwargs)
+    assert "\n" not in str(error.value)
+
+
+def test_paired_and_per_pair_tables_lay_out_every_value():
+    from lure.evaluation.paired import PairedDifference, paired_csv, paired_markdown, per_pair_csv
+
+    results = {
+        "oe+lc": {
+            "lure-restore_then_fuse": PairedDifference(5, -0.25, -0.5, 0.125, 2),
+            "lure-lure_pseudo": PairedDifference(5, 6.5, 6.0, 7.0, 5),
+        },
+        "sr4": {"lure-lure_pseudo": PairedDifference(5, 0.0, -0.01, 0.01, 3)},
+    }
+    md = paired_markdown(results, "T", ["a note"])
+    assert md.startswith("### T\n") and md.endswith("- a note\n")
+    assert "| OE+LC | 5 | -0.25 | [-0.50, +0.12] | 2/5 | +6.50 | [+6.00, +7.00] | 5/5 |" in md
+    assert "| SR4 | 5 | – | – | – | +0.00 | [-0.01, +0.01] | 3/5 |" in md
+    rows = list(csv.DictReader(paired_csv(results).splitlines()))
+    assert rows[0]["lure-restore_then_fuse_high"] == "0.125" and rows[1]["lure-restore_then_fuse_mean"] == ""
+    assert per_pair_csv(["a", "b"], {"m": [1.5, float("nan")]}) == "pair,m\na,1.5\nb,\n"
+    with pytest.raises(ValueError, match="1 values for 2 pairs"):
+        per_pair_csv(["a", "b"], {"m": [1.0]})

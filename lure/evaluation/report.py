@@ -1,10 +1,11 @@
 """What the evaluation stage writes: tables, grids, ``tables/summary.md`` and ``metrics.json``.
 
 Layout under ``out_dir``: ``tables/<stem>.md`` + ``tables/<stem>.csv`` per :class:`Table`
-(:func:`lure.evaluation.tables.write_table`), ``grids/<name>.png``, ``tables/summary.md`` (a
+(:func:`lure.evaluation.tables.write_table`) or laid out by its section (:meth:`Report.add_text_table`;
+:meth:`Report.add_csv` for per-pair CSVs), ``grids/<name>.png``, ``tables/summary.md`` (a
 header, every table in the order added, then the notes) and ``metrics.json`` (``vanilla`` ->
-set -> method -> metric, ``degraded`` -> task -> ..., ``restoration`` when scored; NaN as
-``null``). Every file is written atomically.
+set -> method -> metric, ``degraded`` -> task -> ..., ``paired`` and ``restoration`` when scored;
+NaN as ``null``). Every file is written atomically.
 """
 
 from __future__ import annotations
@@ -65,6 +66,19 @@ class Report:
             table.notes,
         )
         self.sections.append(table.markdown())
+
+    def add_text_table(self, stem: str, markdown: str, csv_text: str | None) -> None:
+        """Write ``tables/<stem>.md`` (and ``.csv`` when ``csv_text`` is given) as they are and add
+        the Markdown to the summary (for tables :class:`Table` does not lay out)."""
+        tables = self.out_dir / "tables"
+        self.files.append(atomic_write_text(tables / f"{stem}.md", markdown))
+        if csv_text is not None:
+            self.files.append(atomic_write_text(tables / f"{stem}.csv", csv_text))
+        self.sections.append(markdown)
+
+    def add_csv(self, stem: str, csv_text: str) -> None:
+        """Write ``tables/<stem>.csv`` only (per-pair values; not in the summary)."""
+        self.files.append(atomic_write_text(self.out_dir / "tables" / f"{stem}.csv", csv_text))
 
     def add_grid(
         self,

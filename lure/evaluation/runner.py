@@ -9,10 +9,15 @@
   LL+LC; :data:`DEGRADED_METHODS`), with two more columns: ``PSNR_clean`` (dB, RGB, peak 255,
   capped at 100 dB) and ``SSIM_clean`` (MATLAB ``ssim`` on the grey images with
   ``DynamicRange`` 255) of each output against LURE's output on the *clean* pair — how much of
-  the degradation the method removed;
+  the degradation the method removed; ``tables/degraded_<task>_psnr_clean.csv`` holds that
+  ``PSNR_clean`` pair by pair;
+* ``tables/degraded_paired.md/.csv`` — per degraded set, one LURE pass minus restore-then-fuse and
+  task minus pseudo descriptions, pair by pair: the mean difference, a 95 % bootstrap interval
+  and the pairs where LURE is at least as good (:mod:`lure.evaluation.paired`);
 * ``tables/restoration_<set>.md/.csv`` — ``lure restore`` per task (``restoration_sets``);
 * ``tables/summary.md`` — every table in one file; ``metrics.json`` — the DVC metrics (``vanilla`` ->
-  set -> method -> metric, ``degraded`` -> task -> method -> metric; NaN as ``null``);
+  set -> method -> metric, ``degraded`` -> task -> method -> metric, ``paired`` -> task ->
+  comparison -> ``pairs/mean/low/high/at_least`` when there are degraded sets; NaN as ``null``);
 * ``grids/grid_vanilla.png`` (first vanilla set) and ``grids/grid_<task>.png`` (``oe+lc`` -> ``oe_lc``);
 * ``fused/<set>/<key>.png`` — LURE's fused images of each vanilla set (``save_fused``).
 
@@ -37,6 +42,7 @@ from lure.evaluation.scoring import Scorer
 from lure.evaluation.sections import (
     Evaluation,
     degraded_section,
+    paired_section,
     reference_models,
     restoration_section,
     vanilla_section,
@@ -99,7 +105,7 @@ def evaluate(
     """Run the evaluation described in ``params["evaluate"]`` with the model in ``checkpoint``
     (or an already built :class:`~lure.inference.Fuser` ``fuser``) and write every output under
     ``out_dir``. Returns ``{"vanilla": {set: {method: {metric: mean}}}, "degraded": {task: ...},
-    ["restoration": {set: ...},] "counts": ..., "notes": [...], "files": [...], "seconds": float}``.
+    ["paired": {task: ...},] ["restoration": {set: ...},] "counts": ..., "notes": [...], "files": [...], "seconds": float}``.
     Raises ``ValueError`` (one line) for an invalid ``evaluate`` section."""
     start = time.perf_counter()
     cfg = EvaluationConfig.from_params(params)
@@ -121,6 +127,7 @@ def evaluate(
                 results["degraded"][task], results["counts"]["degraded"][task] = scored
     elif cfg.tasks:
         run.report.notes.append(f"degraded tables skipped: clean set {cfg.degraded_from} is not available")
+    paired = paired_section(run)
 
     for spec in cfg.restoration_sets:
         scores = restoration_section(run, spec)
@@ -129,6 +136,8 @@ def evaluate(
 
     run.scorer.finish()
     metrics = {"vanilla": results["vanilla"], "degraded": results["degraded"]}
+    if paired:
+        metrics["paired"] = results["paired"] = paired
     if results.get("restoration"):
         metrics["restoration"] = results["restoration"]
     run.report.finish(metrics)

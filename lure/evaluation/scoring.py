@@ -123,11 +123,16 @@ class Scorer:
 
 @dataclass
 class ScoredSet:
-    """Per-image scores of each method (in method order) and the images of the first pairs
-    (rows ``[ir, vi, *outputs]``) for a grid."""
+    """Per-image scores of each method (in method order), the pairs' keys (in the same order)
+    and the images of the first pairs (rows ``[ir, vi, *outputs]``) for a grid."""
 
     per_image: dict[str, list[dict[str, float]]]
     grid_rows: list[list[np.ndarray]] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+
+    def column(self, method: str, metric: str) -> list[float]:
+        """``metric`` of ``method`` on each pair, in :attr:`keys` order (NaN where it is missing)."""
+        return [float(r.get(metric, float("nan"))) for r in self.per_image[method]]
 
     def rows(self) -> dict[str, dict[str, float]]:
         """Method -> metric -> mean over the images (NaN-skipping, :func:`mean_rows`)."""
@@ -172,6 +177,7 @@ def score_pairs(
     scored = ScoredSet({m: [] for m in methods})
     for n, (key, ir, vi) in enumerate(_progress(pairs, progress or "", progress is not None)):
         outputs = {m: run(ir, vi, "pd", "pd") for m, run in methods.items()}
+        scored.keys.append(key)
         if on_outputs is not None:
             on_outputs(n, key, outputs)
         for m, fused in outputs.items():
@@ -198,6 +204,7 @@ def score_degraded(
         reference = clean_output(s)
         ir_src, vi_src = (s["ir_clean"], s["vi_clean"]) if against_clean else (s["ir"], s["vi"])
         outputs = {m: run(s["ir"], s["vi"], s["vi_task"], s["ir_task"]) for m, run in methods.items()}
+        scored.keys.append(str(s["key"]))
         for m, fused in outputs.items():
             scored.per_image[m].append(scorer(fused, ir_src, vi_src, clean_reference=reference))
         if n < grid_pairs:

@@ -7,7 +7,11 @@ Each section scores one set and adds its table (and grid) to the run's :class:`R
   ``tables/vanilla_<set>``, the grid and ``fused/<set>/<key>.png`` (LURE's outputs);
 * :func:`degraded_section` — one degraded task, :data:`DEGRADED_METHODS`, against the degraded
   inputs (or the clean pair: ``degraded_reference: clean``) and LURE's output on the clean pair;
-  writes ``tables/degraded_<task>`` and ``grids/grid_<task>.png`` (``oe+lc`` -> ``oe_lc``);
+  writes ``tables/degraded_<task>``, ``grids/grid_<task>.png`` (``oe+lc`` -> ``oe_lc``)
+  and the per-pair ``PSNR_clean`` of every method to ``tables/degraded_<task>_psnr_clean.csv``;
+* :func:`paired_section` — after the degraded sets: one LURE pass against restore-then-fuse and
+  task against pseudo descriptions, pair by pair (:mod:`lure.evaluation.paired`); writes
+  ``tables/degraded_paired``;
 * :func:`restoration_section` — ``lure restore`` on the stage-1 samples of a shard set, against
   the clean image; writes ``tables/restoration_<set>``.
 """
@@ -29,6 +33,14 @@ from lure.evaluation.baselines import (
 )
 from lure.evaluation.config import EvaluationConfig
 from lure.evaluation.pair_sets import PairSet, PairSets, degraded_samples, resolve_path, slug
+from lure.evaluation.paired import (
+    COMPARISONS,
+    CONFIDENCE,
+    paired_csv,
+    paired_difference,
+    paired_markdown,
+    per_pair_csv,
+)
 from lure.evaluation.report import Report, Table
 from lure.evaluation.scoring import ScoredSet, Scorer, method_runners, score_degraded, score_pairs
 from lure.image_io import write_image
@@ -40,6 +52,7 @@ __all__ = [
     "degraded_section",
     "degraded_table",
     "method_labels",
+    "paired_section",
     "reference_models",
     "restoration_section",
     "vanilla_section",
@@ -73,8 +86,9 @@ def method_labels(cfg: EvaluationConfig) -> dict[str, str]:
 @dataclass
 class Evaluation:
     """What the sections of one run share: the config, the model and its reference models, the
-    scorer, the report, the pair sets, the data seed, and LURE's outputs on clean pairs
-    (``(set spec, key)`` -> uint8 image, reused as the ``PSNR_clean`` reference)."""
+    scorer, the report, the pair sets, the data seed, LURE's outputs on clean pairs
+    (``(set spec, key)`` -> uint8 image, reused as the ``PSNR_clean`` reference) and the scored
+    degraded sets (task -> per-pair scores, for :func:`paired_section`)."""
 
     cfg: EvaluationConfig
     fuser: Fuser
@@ -85,6 +99,7 @@ class Evaluation:
     references: dict[str, Fuser] = field(default_factory=dict)
     progress: bool = False
     clean_outputs: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    degraded_scores: dict[str, ScoredSet] = field(default_factory=dict)
 
     @property
     def data_root(self) -> Path:
@@ -196,6 +211,11 @@ def degraded_section(
     )
     table = degraded_table(task, source, origin, scored, run.scorer.columns(True), against_clean)
     run.report.add_table(table)
+    run.degraded_scores[task] = scored
+    run.report.add_csv(
+        f"degraded_{slug(task)}_psnr_clean",
+        per_pair_csv(scored.keys, {m: scored.column(m, "PSNR_clean") for m in scored.per_image}),
+    )
     if scored.grid_rows:  # grid.pairs 0: no grid
         vi_task, ir_task = DEGRADED_EVAL_TASKS[task]
         run.report.add_grid(
@@ -207,6 +227,37 @@ def degraded_section(
             cfg.grid.focus,
         )
     return dict(table.rows), len(samples)
+
+
+def paired_section(run: Evaluation) -> dict[str, dict[str, dict[str, float | int]]]:
+    """Compare, pair by pair, LURE's ``PSNR_clean`` with restore-then-fuse's and with LURE's on
+    pseudo descriptions on every degraded set scored so far; write ``tables/degraded_paired``.
+    Returns set -> comparison name (:data:`~lure.evaluation.paired.COMPARISONS`) -> the
+    difference's fields (``pairs``, ``mean``, ``low``, ``high``, ``at_least``); ``{}`` without
+    degraded sets."""
+    results = {}
+    for task, scored in run.degraded_scores.items():
+        results[task] = {
+            name: paired_difference(
+                scored.column(method, "PSNR_clean"), scored.column(baseline, "PSNR_clean"), seed=run.seed
+            )
+            for name, method, baseline, _ in COMPARISONS
+            if method in scored.per_image and baseline in scored.per_image
+        }
+    if not results:
+        return {}
+    notes = [
+        "PSNR_clean (dB) differences pair by pair, against LURE's output on the clean pair; "
+        f"interval: {round(CONFIDENCE * 100)} % percentile bootstrap of the mean difference "
+        f"(seed {run.seed}); pairs ≥: pairs where LURE with the task descriptions is at least as good",
+        "per-pair values: tables/degraded_<set>_psnr_clean.csv",
+    ]
+    run.report.add_text_table(
+        "degraded_paired",
+        paired_markdown(results, "Degraded sets, pair by pair — one pass and task descriptions", notes),
+        paired_csv(results),
+    )
+    return {task: {name: d.as_dict() for name, d in row.items()} for task, row in results.items()}
 
 
 # ----------------------------------------------------------------------------- restoration

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"evaluate: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
-    tables = len(result["vanilla"]) + len(result["degraded"])
+    tables = len(result["vanilla"]) + len(result["degraded"]) + bool(result.get("paired"))
     print(f"evaluate: {tables} tables in {args.out} ({result['seconds']:.0f} s)")
     for note in result["notes"]:
         print(f"  note: {note}")
