@@ -117,20 +117,26 @@ def paired_markdown(
     return "\n".join(lines) + "\n"
 
 
+def _csv_text(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
 def paired_csv(results: Mapping[str, Mapping[str, PairedDifference]]) -> str:
     """CSV: ``set`` then, per comparison ``<name>``, ``<name>_pairs``, ``_mean``, ``_low``,
     ``_high``, ``_at_least`` (full precision; empty when a comparison is missing)."""
     fields = ("pairs", "mean", "low", "high", "at_least")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["set", *[f"{name}_{f}" for name, *_ in COMPARISONS for f in fields]])
+    rows = []
     for task, row in results.items():
         values = []
         for name, *_ in COMPARISONS:
             d = row.get(name)
             values += [""] * len(fields) if d is None else [repr(getattr(d, f)) for f in fields]
-        writer.writerow([task, *values])
-    return buffer.getvalue()
+        rows.append([task, *values])
+    return _csv_text(["set", *[f"{name}_{f}" for name, *_ in COMPARISONS for f in fields]], rows)
 
 
 def per_pair_csv(keys: Sequence[str], values: Mapping[str, Sequence[float]]) -> str:
@@ -139,10 +145,6 @@ def per_pair_csv(keys: Sequence[str], values: Mapping[str, Sequence[float]]) -> 
     for method, column in values.items():
         if len(column) != len(keys):
             raise ValueError(f"method {method!r} has {len(column)} values for {len(keys)} pairs")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["pair", *values])
-    for i, key in enumerate(keys):
-        cells = [values[m][i] for m in values]
-        writer.writerow([key, *["" if not math.isfinite(v) else repr(float(v)) for v in cells]])
-    return buffer.getvalue()
+    rows = [[key, *["" if not math.isfinite(values[m][i]) else repr(float(values[m][i])) for m in values]]
+            for i, key in enumerate(keys)]
+    return _csv_text(["pair", *values], rows)

@@ -67,13 +67,11 @@ class Report:
         )
         self.sections.append(table.markdown())
 
-    def add_text_table(self, stem: str, markdown: str, csv_text: str | None) -> None:
-        """Write ``tables/<stem>.md`` (and ``.csv`` when ``csv_text`` is given) as they are and add
-        the Markdown to the summary (for tables :class:`Table` does not lay out)."""
-        tables = self.out_dir / "tables"
-        self.files.append(atomic_write_text(tables / f"{stem}.md", markdown))
-        if csv_text is not None:
-            self.files.append(atomic_write_text(tables / f"{stem}.csv", csv_text))
+    def add_text_table(self, stem: str, markdown: str, csv_text: str) -> None:
+        """Write ``tables/<stem>.md`` and ``.csv`` as they are and add the Markdown to the summary
+        (for tables :class:`Table` does not lay out)."""
+        self.files.append(atomic_write_text(self.out_dir / "tables" / f"{stem}.md", markdown))
+        self.add_csv(stem, csv_text)
         self.sections.append(markdown)
 
     def add_csv(self, stem: str, csv_text: str) -> None:
