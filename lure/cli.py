@@ -1,4 +1,4 @@
-"""The ``lure`` command line: ``lure info``, ``lure fuse`` and ``lure restore``."""
+"""The ``lure`` command line: ``lure info``, ``lure fuse``, ``lure restore`` and ``lure doctor``."""
 
 from __future__ import annotations
 
@@ -70,9 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--weights", action="store_true", help="only list the shipped weights")
     info.set_defaults(func=_cmd_info)
 
+    from lure.doctor import add_doctor_parser
     from lure.fuse_cli import add_fuse_parser
     from lure.restore_cli import add_restore_parser
 
+    add_doctor_parser(sub)
     add_fuse_parser(sub)
     add_restore_parser(sub)
     return parser

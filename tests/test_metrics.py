@@ -630,3 +630,33 @@ def test_offline_guard_blocks_then_restores_sockets():
             pass
     finally:
         server.close()
+
+
+def test_no_reference_scorer_builds_each_metric_once(monkeypatch, tmp_path):
+    """An evaluation scores every image with the metrics built at its first image."""
+    import torch
+
+    from lure.evaluation.scoring import Scorer
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    built: list[str] = []
+
+    def create_metric(name, device=None, as_loss=False):
+        built.append(name)
+        if name == "liqe":
+            raise RuntimeError("broken metric")
+        return lambda tensor: torch.full((1, 1), float(tensor.mean()))
+
+    _install_stub_pyiqa(monkeypatch, create_metric)
+    (tmp_path / "hub" / "pyiqa").mkdir(parents=True)
+    (tmp_path / "hub" / "pyiqa" / "weights.pth").write_bytes(b"x")
+    notes: list[str] = []
+    scorer = Scorer(None, ["musiq", "liqe"], notes)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+        scores = scorer(image, image[..., 0], image)
+        assert scores["musiq"] == pytest.approx(image.mean() / 255.0, rel=1e-5) and np.isnan(scores["liqe"])
+    scorer.finish()
+    assert built == ["musiq", "liqe"]  # once each, not once per image
+    assert notes == ["liqe: skipped: pyiqa failed on 'liqe': RuntimeError: broken metric"]

@@ -408,8 +408,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result(demo_data, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_hold_identical_weights(demo_data, tmp_path):
-    params = tiny_params(**{"stage1.steps": 3})
+@pytest.mark.parametrize("single_stage", [False, True])
+def test_ddp_two_cpu_processes_hold_identical_weights(demo_data, tmp_path, single_stage):
+    """Two gloo processes (one DDP wrapper, also for the single-stage ablation's two objectives)."""
+    params = tiny_params(**{"stage1.steps": 3, "stage1.single_stage": single_stage})
     params_file = _write_params(tmp_path / "params.yaml", params)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            *_train_cmd(params_file, tmp_path / "run", demo_data)[1:]]

@@ -13,15 +13,25 @@ crop and flips on the two images of a pair:
 * :func:`stage1_loader` — ``{"lq", "hq", "modality" (LongTensor, 0 visible / 1 infrared), "task",
   "key"}``; an endless stream of randomly resampled shards mixed per task with ``task_weights``
   (``epoch_length`` batches per ``iter()``, endless when ``None``);
-* :func:`fusion_loader` — ``{"ir", "vi", "key"}``; one shuffled pass over the shards per ``iter()``.
+* :func:`fusion_loader` — ``{"ir", "vi", "key"}``; one shuffled pass over the shards per ``iter()``
+  in a single process, an endless stream of shuffled passes when the shards are split (below).
 
 With ``with_statistics`` both also carry ``<image>_stats``: the whole image's
 :func:`~lure.models.global_correction.image_statistics` ``(B, 3, STATS_PER_CHANNEL)``, computed
 before the crop (for a model with ``global_correction``).
 
-A training stream's batches are a function of its seed and the epoch only (not of the number of
-worker processes); :meth:`ShardLoader.iterate` starts any epoch at any batch, so a resumed
-training run reads exactly the batches the uninterrupted run would have read.
+Shards are split between the ``P = world_size * max(1, workers)`` *parts* of a training run
+(part ``k = rank * max(1, workers) + w`` for loader worker ``w``), as WebDataset's
+``split_by_node`` and ``split_by_worker`` would: each round over the shards is one permutation
+drawn from ``(seed, epoch)`` (the same on every rank), of which part ``k`` reads ``[k::P]``, so the
+parts read disjoint samples and each reads only its own shards. With fewer shards than parts each
+shard is read as ``ceil(P / shards)`` interleaved sample slices (every part then reads whole shards
+to keep its slice; a warning says to rebuild with ``data.min_shards >= P``).
+
+A training stream's batches are a function of its seed, the epoch, ``world_size`` and ``workers``
+(of the seed and the epoch alone when ``P == 1``); :meth:`ShardLoader.iterate` starts any epoch at
+any batch, so a resumed training run with the same ``world_size`` and ``workers`` reads exactly
+the batches the uninterrupted run would have read.
 
 Evaluation iterators read full-size uint8 images in shard order, single process:
 :func:`iter_fusion_pairs`, :func:`iter_stage1_samples`, :func:`iter_degraded_pairs`.
@@ -121,62 +131,130 @@ def iter_degraded_pairs(urls: list[str] | str | Path) -> Iterator[dict]:
                "vi_task": meta.get("vi_task", "pd"), "ir_task": meta.get("ir_task", "pd")}
 
 
-def iter_stage1_samples(urls: list[str] | str | Path) -> Iterator[dict]:
+def iter_stage1_samples(urls: list[str] | str | Path, per_task: int | None = None,
+                        tasks: Iterable[str] | None = None) -> Iterator[dict]:
     """Full-size stage-1 samples ``{"key", "task", "modality", "lq", "hq"}`` (uint8; visible
-    ``HxWx3``, infrared ``HxW``) in shard order."""
+    ``HxWx3``, infrared ``HxW``) in shard order.
+
+    ``per_task``: only the first ``per_task`` samples of each task (the others are skipped without
+    decoding their images); with ``tasks`` too, the reading stops once each of those tasks has
+    them (a bounded validation set need not read a whole split)."""
+    counts: dict[str, int] = {}
+    remaining = None if per_task is None or tasks is None else set(tasks)
     for s in _raw_samples(_as_url_list(urls, "stage1")):
         if "lq.png" not in s:
             continue
         meta = json.loads(s["json"])
+        task = meta["task"]
+        if per_task is not None:
+            if counts.get(task, 0) >= per_task:
+                continue
+            counts[task] = counts.get(task, 0) + 1
         conv = to_rgb if meta["modality"] == VISIBLE else to_grey
-        yield {"key": s["__key__"], "task": meta["task"], "modality": int(meta["modality"]),
+        yield {"key": s["__key__"], "task": task, "modality": int(meta["modality"]),
                "lq": conv(decode_image(s["lq.png"])), "hq": conv(decode_image(s["hq.png"]))}
+        if remaining is not None and counts[task] >= per_task:
+            remaining.discard(task)
+            if not remaining:
+                return
 
 
 # ----------------------------------------------------------------------------- training streams
-def _worker() -> tuple[int, int]:
+def _worker_id() -> int:
     info = get_worker_info()
-    return (info.id, info.num_workers) if info is not None else (0, 1)
+    return info.id if info is not None else 0
 
 
-def _sample_seed(seed: int, epoch: int, position: int) -> int:
-    """Seed of the crop and flips of the sample at ``position`` of an epoch."""
-    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
+def _sample_seed(seed: int, epoch: int, position: int, part: int | None = None) -> int:
+    """Seed of the crop and flips of the sample at ``position`` of an epoch (of part ``part`` when
+    the shards are split: ``part + 1`` last, as NumPy's SeedSequence pads its entropy with zeros,
+    so that a trailing 0 would repeat another sequence, e.g. the part's mixing generator's)."""
+    entropy = [seed, epoch, position] if part is None else [seed, epoch, position, part + 1]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+
+def _read_units(urls: list[str], parts: int) -> list[tuple[str, int, int]]:
+    """What a round over the shards distributes: ``(url, slice, slices)``, each shard cut into
+    ``ceil(parts / len(urls))`` interleaved sample slices (one, the whole shard, when there are at
+    least as many shards as parts)."""
+    slices = max(1, math.ceil(parts / len(urls)))
+    return [(url, j, slices) for url in urls for j in range(slices)]
 
 
 class _PositionedStream(IterableDataset):
-    """A training stream whose samples are a function of ``(seed, epoch)`` alone, whatever the
-    workers and wherever an iteration starts.
+    """A training stream whose samples are a function of ``(seed, epoch, world_size, workers)``
+    (of ``(seed, epoch)`` alone in a single process), wherever an iteration starts.
 
-    Subclasses yield undecoded samples in the epoch's order from :meth:`_order` (all randomness
-    drawn from the generator it receives) and decode one with :meth:`_decode`. Sample ``p`` belongs
-    to batch ``p // batch_size``; with ``n`` workers, worker ``w`` decodes the batches
-    ``start_batch + w``, ``start_batch + w + n``, ... and skips every other sample undecoded (each
-    worker reads the whole order), so the ``DataLoader``, which collects batches from the workers in
-    turn, returns the epoch's batches in order from ``start_batch``. The crop and flips of sample
-    ``p`` are seeded by ``(seed, epoch, p)``.
+    The stream of the run is split into ``P = world_size * nw`` parts (``nw = max(1, workers)``
+    logical workers per rank; part ``k = rank * nw + w``). Each round over the shards (see
+    :func:`_read_units`) is a permutation drawn from ``(seed, epoch)``, of which part ``k`` reads
+    the units ``[k::P]`` (:meth:`_part_samples`); subclasses mix a part's undecoded samples with
+    :meth:`_order` (all randomness drawn from the generator it receives: ``(seed, epoch, k + 1)``,
+    or the shard-order generator itself when ``P == 1``) and decode one with :meth:`_decode`.
+
+    The rank's batch ``g`` is logical worker ``g % nw``'s local batch ``g // nw`` (local sample
+    ``p`` belongs to local batch ``p // batch_size``): DataLoader worker ``i`` serves logical worker
+    ``(start_batch + i) % nw`` from its local batch ``(start_batch + i) // nw``, skipping the
+    samples before it undecoded, so the ``DataLoader``, which collects batches from its workers in
+    turn, returns the batches in order from ``start_batch``. With ``P > 1`` every part's stream is
+    endless, so that no worker runs out before the others. The crop and flips of local sample ``p``
+    are seeded by ``(seed, epoch, p)``, or ``(seed, epoch, p, k + 1)`` when ``P > 1``.
     """
 
     second = "second"
+    #: The member a sample of this stream has (others, e.g. another kind's, are skipped).
+    member = ""
+    #: Whether the stream is endless in a single process too (with ``P > 1`` it always is).
+    endless = False
 
-    def __init__(self, urls: list[str], crop: int, seed: int) -> None:
+    def __init__(self, urls: list[str], crop: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         self.urls, self.crop, self.seed = urls, crop, seed
-        self.epoch, self.start_batch, self.batch_size = 0, 0, 1
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.start_batch, self.batch_size, self.workers = 0, 0, 1, 0
 
-    def _order(self, rng: np.random.Generator) -> Iterator[dict]:
+    def _order(self, samples: Iterator[dict], rng: np.random.Generator) -> Iterator[dict]:
         raise NotImplementedError
 
     def _decode(self, s: dict, transform, sample_seed: int) -> dict:
         raise NotImplementedError
 
+    def _part_samples(self, shard_rng: np.random.Generator, part: int, parts: int,
+                      endless: bool) -> Iterator[dict]:
+        """Part ``part``'s undecoded samples, round after round (one round unless ``endless``)."""
+        units = _read_units(self.urls, parts)
+        empty: set[int] = set()
+        while True:
+            for u in shard_rng.permutation(len(units))[part::parts]:
+                url, index, slices = units[u]
+                found = False
+                for i, s in enumerate(_raw_samples([url])):
+                    if i % slices == index and self.member in s:
+                        found = True
+                        yield s
+                if not found:
+                    empty.add(int(u))
+                    if len(empty) == len(units):
+                        raise ValueError(f"no samples with {self.member} in the {len(self.urls)} shard(s) "
+                                         f"{self.urls[:3]}")
+            if not endless:
+                return
+
     def __iter__(self) -> Iterator[dict]:
-        wid, nw = _worker()
+        nw = max(1, self.workers)
+        local_batch, worker = divmod(self.start_batch + _worker_id(), nw)
+        parts, part = self.world_size * nw, self.rank * nw + worker
+        if parts == 1:  # one generator for shard order and mixing, as before the split
+            shard_rng = mix_rng = np.random.default_rng([self.seed, self.epoch])
+        else:
+            shard_rng = np.random.default_rng([self.seed, self.epoch])  # the same in every part
+            mix_rng = np.random.default_rng([self.seed, self.epoch, part + 1])  # see _sample_seed
+        samples = self._part_samples(shard_rng, part, parts, endless=self.endless or parts > 1)
         transform = paired_crop_flip(self.crop, seed=0, second=self.second)
-        first = self.start_batch * self.batch_size
-        for position, s in enumerate(self._order(np.random.default_rng([self.seed, self.epoch]))):
-            if position < first or (position // self.batch_size - self.start_batch) % nw != wid:
+        first = local_batch * self.batch_size
+        for position, s in enumerate(self._order(samples, mix_rng)):
+            if position < first:
                 continue
-            sample_seed = _sample_seed(self.seed, self.epoch, position)
+            sample_seed = _sample_seed(self.seed, self.epoch, position, part if parts > 1 else None)
             transform.set_random_seed(sample_seed)
             yield self._decode(s, transform, sample_seed)
 
@@ -186,31 +264,19 @@ class _Stage1Stream(_PositionedStream):
     ``whole_view_tasks`` is, with probability ``whole_view`` (drawn from its seed), first
     area-downscaled to the crop size on its shorter side (:func:`~lure.data.augment.whole_view`)."""
 
-    second = "hq"
+    second, member, endless = "hq", "lq.png", True
 
     def __init__(self, urls: list[str], crop: int, task_weights: dict[str, float] | None, seed: int,
                  buffer_per_task: int = 32, max_scan: int = 4096, whole_view: float = 0.0,
-                 whole_view_tasks: tuple[str, ...] = (), with_statistics: bool = False) -> None:
-        super().__init__(urls, crop, seed)
+                 whole_view_tasks: tuple[str, ...] = (), with_statistics: bool = False,
+                 rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(urls, crop, seed, rank, world_size)
         self.with_statistics = with_statistics
         self.task_weights = dict(task_weights) if task_weights else None
         self.buffer_per_task, self.max_scan = buffer_per_task, max_scan
         self.whole_view, self.whole_view_tasks = whole_view, tuple(whole_view_tasks)
 
-    def _raw_stream(self, rng: np.random.Generator) -> Iterator[dict]:
-        while True:  # resample shards with replacement, forever
-            order = rng.permutation(len(self.urls))
-            for i in order:
-                yielded = False
-                for s in _raw_samples([self.urls[i]]):
-                    if "lq.png" in s:
-                        yielded = True
-                        yield s
-                if not yielded and len(self.urls) == 1:
-                    raise ValueError(f"no stage-1 samples (lq.png) in {self.urls[0]}")
-
-    def _order(self, rng: np.random.Generator) -> Iterator[dict]:
-        stream = self._raw_stream(rng)
+    def _order(self, stream: Iterator[dict], rng: np.random.Generator) -> Iterator[dict]:
         buffers: dict[str, list[dict]] = {}
         # sorted: the draws must not depend on the order the parameter file lists the tasks in
         weights = dict(sorted(self.task_weights.items())) if self.task_weights else None
@@ -269,7 +335,8 @@ class _Stage1Stream(_PositionedStream):
 
 
 class _FusionPass(_PositionedStream):
-    """One shuffled pass over fusion shards (shard order and a shuffle buffer) with paired crops and flips.
+    """One shuffled pass over fusion shards (shard order and a shuffle buffer) with paired crops and
+    flips; with ``P > 1`` parts an endless stream of such passes, each re-permuted.
 
     With ``degraded_fraction`` > 0 that fraction of the pairs (drawn per sample from its seed) is
     degraded after the crop by the seeded degradation library: a visible task from
@@ -284,12 +351,13 @@ class _FusionPass(_PositionedStream):
     cameras give (a dark infrared image beside a bright visible one, as in MSRS). The loss targets
     are the jittered sources."""
 
-    second = "ir"
+    second, member = "ir", "ir.png"
 
     def __init__(self, urls: list[str], crop: int, seed: int, shuffle_buffer: int = 64,
                  degraded_fraction: float = 0.0, with_statistics: bool | tuple[str, ...] = False,
-                 gamma_jitter: float = 0.0, gamma_range: tuple[float, float] = (0.5, 2.0)) -> None:
-        super().__init__(urls, crop, seed)
+                 gamma_jitter: float = 0.0, gamma_range: tuple[float, float] = (0.5, 2.0),
+                 rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(urls, crop, seed, rank, world_size)
         self.statistics_of = _statistics_modalities(with_statistics)
         self.shuffle_buffer = shuffle_buffer
         if not 0.0 <= degraded_fraction <= 1.0:
@@ -302,12 +370,9 @@ class _FusionPass(_PositionedStream):
             raise ValueError(f"gamma_range must be two exponents 0 < low <= high, got {gamma_range!r}")
         self.gamma_jitter, self.gamma_range = float(gamma_jitter), (low, high)
 
-    def _order(self, rng: np.random.Generator) -> Iterator[dict]:
-        order = [self.urls[i] for i in rng.permutation(len(self.urls))]
+    def _order(self, samples: Iterator[dict], rng: np.random.Generator) -> Iterator[dict]:
         buf: list[dict] = []
-        for s in _raw_samples(order):
-            if "ir.png" not in s:
-                continue
+        for s in samples:
             buf.append(s)
             if len(buf) >= self.shuffle_buffer:
                 yield buf.pop(int(rng.integers(len(buf))))
@@ -391,15 +456,18 @@ def drop_inherited_thread_exit_hooks(worker_id: int) -> None:
 
 
 class ShardLoader:
-    """Iterable over batches of a training stream; each ``iter()`` is the next epoch (from 1).
+    """Iterable over batches of a training stream (one rank's); each ``iter()`` is the next epoch (from 1).
 
     :meth:`iterate` reads any epoch from any batch: the batches are a function of the stream's
-    seed and the epoch alone (not of ``workers``, nor of where an iteration starts), which is what
-    lets a training run resume exactly.
+    seed, the epoch, its ``world_size`` and ``workers`` (of the seed and the epoch alone with one
+    process and at most one worker), not of where an iteration starts, which is what lets a
+    training run resume exactly (with the same ``world_size`` and ``workers``).
     """
 
-    def __init__(self, dataset: _PositionedStream, batch_size: int, workers: int, epoch_length: int | None) -> None:
+    def __init__(self, dataset: _PositionedStream, batch_size: int, workers: int, epoch_length: int | None,
+                 pin_memory: bool = False) -> None:
         self.dataset, self.batch_size, self.workers, self.epoch_length = dataset, batch_size, workers, epoch_length
+        self.pin_memory = pin_memory
         self._epoch = 0
 
     def __len__(self) -> int:
@@ -413,15 +481,16 @@ class ShardLoader:
 
     def iterate(self, epoch: int, start_batch: int = 0) -> Iterator[dict]:
         """The batches of ``epoch`` from batch ``start_batch`` on (``epoch_length`` counts from the
-        epoch's first batch)."""
+        epoch's first batch; without one, a split stream's epoch never ends)."""
         if epoch < 0 or start_batch < 0:
             raise ValueError(f"epoch and start_batch must be >= 0, got {epoch} and {start_batch}")
         dataset = copy.copy(self.dataset)  # the DataLoader's workers receive this state
         dataset.epoch, dataset.start_batch, dataset.batch_size = epoch, start_batch, self.batch_size
+        dataset.workers = self.workers
         # a generator of its own, so creating the loader draws nothing from the global torch RNG
         generator = torch.Generator().manual_seed(_sample_seed(self.dataset.seed, epoch, 2**32 - 1))
         loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.workers,
-                            persistent_workers=False, pin_memory=False, generator=generator,
+                            persistent_workers=False, pin_memory=self.pin_memory, generator=generator,
                             worker_init_fn=drop_inherited_thread_exit_hooks if self.workers else None)
         remaining = None if self.epoch_length is None else self.epoch_length - start_batch
         if remaining is not None and remaining <= 0:
@@ -432,42 +501,58 @@ class ShardLoader:
                 break
 
 
-def _check_common(urls: list[str], crop: int, batch_size: int, workers: int) -> None:
+def _check_common(urls: list[str], crop: int, batch_size: int, workers: int, rank: int, world_size: int) -> None:
     if not urls:
         raise ValueError("no shard URLs given (is the manifest's shard list empty?)")
     if crop < 8 or batch_size < 1 or workers < 0:
         raise ValueError(f"need crop >= 8, batch_size >= 1, workers >= 0; got {crop}, {batch_size}, {workers}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size); got rank={rank}, world_size={world_size}")
+    parts = world_size * max(1, workers)
+    if len(urls) < parts:
+        warnings.warn(f"{len(urls)} shard(s) for {parts} loader parts (world_size x workers): every part reads "
+                      f"whole shards to keep 1/{math.ceil(parts / len(urls))} of their samples; rebuild the data "
+                      f"with data.min_shards >= {parts} for full read efficiency", stacklevel=3)
 
 
 def stage1_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, task_weights: dict[str, float] | None,
                   seed: int, epoch_length: int | None = None, whole_view: float = 0.0,
-                  whole_view_tasks: tuple[str, ...] = (), with_statistics: bool = False) -> Iterable[dict]:
+                  whole_view_tasks: tuple[str, ...] = (), with_statistics: bool = False,
+                  rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> ShardLoader:
     """Batches of stage-1 triplets ``{"lq", "hq": (B,3,crop,crop) float32 [0,1], "modality": LongTensor (B,),
-    "task": list[str], "key": list[str]}``.
+    "task": list[str], "key": list[str]}`` for process ``rank`` of ``world_size``.
 
-    Shards are resampled endlessly (the order drawn from ``seed`` and the epoch); tasks are drawn
-    with probabilities proportional to ``task_weights`` (``{task_id: weight}``, ``None`` = the
-    data's own frequencies). ``epoch_length`` batches per ``iter()``; ``None`` = endless. The
-    batches do not depend on ``workers`` (see :class:`ShardLoader`). ``whole_view``: the probability
-    that a sample of a task in ``whole_view_tasks`` shows its whole image downscaled to ``crop``
-    on the shorter side (0: plain crops; the draw does not move the crops of other samples).
-    ``with_statistics``: add ``lq_stats``/``hq_stats``, the whole images' statistics.
+    Shards are resampled endlessly (the order drawn from ``seed`` and the epoch, ``seed`` the same
+    on every rank), split between the ranks and their workers (see :class:`_PositionedStream`);
+    tasks are drawn with probabilities proportional to ``task_weights`` (``{task_id: weight}``,
+    ``None`` = the data's own frequencies). ``epoch_length`` batches per ``iter()``; ``None`` =
+    endless. The batches depend on ``world_size`` and ``workers`` unless both are at most 1 (see
+    :class:`ShardLoader`). ``whole_view``: the probability that a sample of a task in
+    ``whole_view_tasks`` shows its whole image downscaled to ``crop`` on the shorter side (0: plain
+    crops; the draw does not move the crops of other samples). ``with_statistics``: add
+    ``lq_stats``/``hq_stats``, the whole images' statistics. ``pin_memory``: the DataLoader's.
     """
     urls = _as_url_list(urls, "stage1")
-    _check_common(urls, crop, batch_size, workers)
+    _check_common(urls, crop, batch_size, workers, rank, world_size)
     if not 0.0 <= whole_view <= 1.0:
         raise ValueError(f"whole_view must be a probability in [0, 1], got {whole_view}")
     stream = _Stage1Stream(urls, crop, task_weights, seed, whole_view=whole_view, whole_view_tasks=whole_view_tasks,
-                           with_statistics=with_statistics)
-    return ShardLoader(stream, batch_size, workers, epoch_length)
+                           with_statistics=with_statistics, rank=rank, world_size=world_size)
+    return ShardLoader(stream, batch_size, workers, epoch_length, pin_memory)
 
 
 def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: int, seed: int,
                   degraded_fraction: float = 0.0, with_statistics: bool | tuple[str, ...] = False,
-                  gamma_jitter: float = 0.0, gamma_range: tuple[float, float] = (0.5, 2.0)) -> Iterable[dict]:
-    """Batches of fusion pairs ``{"ir", "vi": (B,3,crop,crop) float32 [0,1], "key": list[str]}``; each
-    ``iter()`` is one pass over the data (shard order and a 64-sample buffer shuffled per epoch).
-    Every batch holds ``batch_size`` pairs but the epoch's last; the batches do not depend on ``workers``.
+                  gamma_jitter: float = 0.0, gamma_range: tuple[float, float] = (0.5, 2.0),
+                  rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> ShardLoader:
+    """Batches of fusion pairs ``{"ir", "vi": (B,3,crop,crop) float32 [0,1], "key": list[str]}`` for
+    process ``rank`` of ``world_size`` (``seed`` the same on every rank).
+
+    With one process and at most one worker each ``iter()`` is one pass over the data (shard order
+    and a 64-sample buffer shuffled per epoch); every batch holds ``batch_size`` pairs but the
+    epoch's last. Otherwise (``world_size * max(1, workers) > 1``) the shards are split between the
+    ranks and their workers and each ``iter()`` is endless: successive passes, each over the shards
+    in a new order; the batches then depend on ``world_size`` and ``workers``.
 
     ``degraded_fraction`` > 0 (degradation-aware stage 2, ours): that fraction of the pairs is
     degraded (``ir``/``vi``), and every batch also holds the clean crops ``ir_clean``/``vi_clean``
@@ -475,12 +560,13 @@ def fusion_loader(urls: list[str] | str, crop: int, batch_size: int, workers: in
     ``with_statistics``: add ``vi_stats``/``ir_stats``, the whole clean images' statistics (``True``:
     of both; a tuple of modality names, e.g. ``("infrared",)``: of those images only).
     ``gamma_jitter``/``gamma_range`` (ours): each source image, with that probability, raised to a
-    random power in the range before its statistics and crop (0: the images as stored)."""
+    random power in the range before its statistics and crop (0: the images as stored).
+    ``pin_memory``: the DataLoader's."""
     urls = _as_url_list(urls, "fusion")
-    _check_common(urls, crop, batch_size, workers)
+    _check_common(urls, crop, batch_size, workers, rank, world_size)
     stream = _FusionPass(urls, crop, seed, degraded_fraction=degraded_fraction, with_statistics=with_statistics,
-                         gamma_jitter=gamma_jitter, gamma_range=gamma_range)
-    return ShardLoader(stream, batch_size, workers, None)
+                         gamma_jitter=gamma_jitter, gamma_range=gamma_range, rank=rank, world_size=world_size)
+    return ShardLoader(stream, batch_size, workers, None, pin_memory)
 
 
 def estimate_steps(n_samples: int, batch_size: int) -> int:

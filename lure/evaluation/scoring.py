@@ -78,6 +78,7 @@ class Scorer:
                 notes.append(f"NIQE skipped: {error}")
         self.no_reference = list(no_reference)
         self._nr_notes: dict[str, str] = {}
+        self._nr_scorer = None  # the pyiqa metrics, built at the first image and kept
 
     def columns(self, degraded: bool) -> list[str]:
         """The metric columns of a table (degraded tables add :data:`CLEAN_METRICS`)."""
@@ -103,10 +104,12 @@ class Scorer:
             except ValueError:  # too small for two 96 x 96 blocks
                 pass
         if self.no_reference:
-            from lure.metrics import no_reference_metrics
+            from lure.metrics.no_reference import NoReferenceScorer
 
+            if self._nr_scorer is None:
+                self._nr_scorer = NoReferenceScorer(self.no_reference)
             rgb = fused if fused.ndim == 3 else np.repeat(fused[:, :, None], 3, axis=2)
-            for name, value in no_reference_metrics(rgb, self.no_reference, notes=self._nr_notes).items():
+            for name, value in self._nr_scorer(rgb, notes=self._nr_notes).items():
                 scores[name] = float("nan") if value is None else float(value)
         if clean_reference is not None:
             scores["PSNR_clean"] = psnr_255(fused, clean_reference)

@@ -29,7 +29,7 @@ import numpy as np
 
 from lure.metrics.matlab import check_rgb_uint8
 
-__all__ = ["DEFAULT_NR_METRICS", "no_reference_metrics", "pyiqa_cache_dir"]
+__all__ = ["DEFAULT_NR_METRICS", "NoReferenceScorer", "no_reference_metrics", "pyiqa_cache_dir"]
 
 LOG = logging.getLogger(__name__)
 
@@ -115,6 +115,9 @@ def no_reference_metrics(
 ) -> dict[str, float | None]:
     """No-reference quality scores of one RGB image through pyiqa, or ``None`` per skipped metric.
 
+    Builds the metrics for this one call; to score many images, build a
+    :class:`NoReferenceScorer` once and call it per image.
+
     Args:
         image_rgb_uint8: ``H x W x 3`` RGB uint8 image (0-255); pyiqa receives it as a
             ``1 x 3 x H x W`` float tensor in [0, 1].
@@ -130,42 +133,64 @@ def no_reference_metrics(
     Raises:
         ValueError: the image is not a non-empty H x W x 3 uint8 array.
     """
-    check_rgb_uint8("image_rgb_uint8", image_rgb_uint8)
-    names = tuple(names)
-    results: dict[str, float | None] = {name: None for name in names}
-    skip: dict[str, str] = {}
+    return NoReferenceScorer(names, device)(image_rgb_uint8, notes)
 
-    if importlib.util.find_spec("pyiqa") is None:
-        for name in names:
-            skip[name] = "skipped: pyiqa is not installed (pip install pyiqa, then cache its weights)"
+
+class NoReferenceScorer:
+    """pyiqa metrics built once, on first use, and reused for every image (a metric is a network:
+    building one per image re-reads its weights). A metric that cannot be built is skipped for
+    every image with the same note. Arguments as :func:`no_reference_metrics`."""
+
+    def __init__(self, names: Sequence[str] = DEFAULT_NR_METRICS, device: str | None = None) -> None:
+        self.names, self.device = tuple(names), device
+        self._metrics: dict[str, object] = {}
+        self._skip: dict[str, str] = {}
+
+    def __call__(self, image_rgb_uint8: np.ndarray, notes: dict[str, str] | None = None) -> dict[str, float | None]:
+        """``{name: score or None}`` of one ``H x W x 3`` RGB uint8 image (see :func:`no_reference_metrics`)."""
+        check_rgb_uint8("image_rgb_uint8", image_rgb_uint8)
+        results: dict[str, float | None] = {name: None for name in self.names}
+        if not self._metrics and not self._skip:
+            self._build()
+        skip = dict(self._skip)
+        if self._metrics:
+            import torch
+
+            tensor = torch.from_numpy(np.ascontiguousarray(image_rgb_uint8.transpose(2, 0, 1))).float().div(255.0)
+            tensor = tensor.unsqueeze(0).to(self.device)
+            for name, metric in self._metrics.items():
+                try:
+                    with _offline_guard(), torch.no_grad():
+                        score = metric(tensor)
+                    results[name] = float(torch.as_tensor(score).float().mean().item())
+                except Exception as err:  # noqa: BLE001 - an optional third-party metric must not kill a run
+                    skip[name] = f"skipped: pyiqa failed on {name!r}: {type(err).__name__}: {err}"
         return _finish(results, skip, notes)
 
-    cache = pyiqa_cache_dir()
-    if not cache.is_dir() or not any(cache.iterdir()):
-        for name in names:
-            skip[name] = f"skipped: weights not cached at {cache} (folder missing or empty)"
-        return _finish(results, skip, notes)
+    def _build(self) -> None:
+        """Create every metric (or record why it is skipped)."""
+        if importlib.util.find_spec("pyiqa") is None:
+            self._skip = {name: "skipped: pyiqa is not installed (pip install pyiqa, then cache its weights)"
+                          for name in self.names}
+            return
+        cache = pyiqa_cache_dir()
+        if not cache.is_dir() or not any(cache.iterdir()):
+            self._skip = {name: f"skipped: weights not cached at {cache} (folder missing or empty)"
+                          for name in self.names}
+            return
+        import torch
 
-    import torch
-
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    tensor = torch.from_numpy(np.ascontiguousarray(image_rgb_uint8.transpose(2, 0, 1))).float().div(255.0)
-    tensor = tensor.unsqueeze(0).to(device)
-
-    for name in names:
-        try:
-            with _offline_guard():
-                pyiqa = importlib.import_module("pyiqa")
-                metric = pyiqa.create_metric(name, device=device, as_loss=False)
-                with torch.no_grad():
-                    score = metric(tensor)
-            results[name] = float(torch.as_tensor(score).float().mean().item())
-        except WeightsNotCachedError as err:
-            skip[name] = f"skipped: weights not cached at {cache} (pyiqa wanted {err.what})"
-        except Exception as err:  # noqa: BLE001 - an optional third-party metric must not kill a run
-            skip[name] = f"skipped: pyiqa failed on {name!r}: {type(err).__name__}: {err}"
-    return _finish(results, skip, notes)
+        if self.device is None:
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        for name in self.names:
+            try:
+                with _offline_guard():
+                    pyiqa = importlib.import_module("pyiqa")
+                    self._metrics[name] = pyiqa.create_metric(name, device=self.device, as_loss=False)
+            except WeightsNotCachedError as err:
+                self._skip[name] = f"skipped: weights not cached at {cache} (pyiqa wanted {err.what})"
+            except Exception as err:  # noqa: BLE001 - an optional third-party metric must not kill a run
+                self._skip[name] = f"skipped: pyiqa failed on {name!r}: {type(err).__name__}: {err}"
 
 
 def _finish(

@@ -131,6 +131,15 @@ class StageConfig:
     eval_every: int = _spec(100, minimum=1)
     checkpoint_every: int = _spec(100, minimum=1)
     bf16: bool = True  # bfloat16 autocast (GPUs only)
+    # the global batch of all processes together; None: ``batch_size`` per process (the global
+    # batch then grows with the process count). Set, it is split: batch_size = global / processes.
+    global_batch_size: int | None = _spec(None, minimum=1)
+    compile: bool = False  # torch.compile the encoder, decoder and fusion module (in place)
+    cudnn_benchmark: bool = True  # cuDNN autotuning (GPUs; off in the deterministic mode)
+    tf32: bool = True  # TF32 matmuls and convolutions for the float32 parts (Ampere and newer GPUs)
+    deterministic: bool = False  # torch.use_deterministic_algorithms + cuDNN deterministic (slower GPUs)
+    require_gpu: bool = False  # refuse to train on a CPU (the paper profile); --allow-cpu overrides
+    dist_timeout_s: float = _spec(1800.0, above=0)  # process-group timeout of every collective (torchrun)
 
     def __post_init__(self) -> None:
         for name, value in self._validated(vars(self), self.SECTION).items():
@@ -178,6 +187,16 @@ class StageConfig:
         if cls.SECTION not in params:
             raise ValueError(f"the parameters have no {section} section")
         return cls.from_dict(params[cls.SECTION], section)
+
+    def per_rank_batch(self, world_size: int) -> int:
+        """The batch of one process: ``global_batch_size / world_size`` when the global batch is
+        set (ValueError naming the key when it does not divide), else ``batch_size``."""
+        if self.global_batch_size is None:
+            return self.batch_size
+        if self.global_batch_size % world_size:
+            raise ValueError(f"{self.SECTION}.global_batch_size {self.global_batch_size} cannot be split over "
+                             f"{world_size} processes: use a multiple of {world_size}")
+        return self.global_batch_size // world_size
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (lists for tuples), every key present: what a run actually uses."""

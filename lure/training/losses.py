@@ -1,4 +1,6 @@
-"""Training objectives of LURE (docs/paper-map.md#training). Images are ``(B, C, H, W)`` in [0, 1]."""
+"""Training objectives of LURE (docs/paper-map.md#training). Images are ``(B, C, H, W)`` in [0, 1].
+
+Every loss here computes in float32, also under bf16 autocast (:mod:`lure.training.precision`)."""
 
 from __future__ import annotations
 
@@ -6,21 +8,35 @@ import torch
 import torch.nn.functional as F
 
 from lure.color import luminance, rgb_to_ycbcr
+from lure.training.precision import float32_loss
 
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+_SOBEL_KERNELS: dict[tuple[torch.device, torch.dtype, int], torch.Tensor] = {}
 
 
+def _sobel_kernel(channels: int, like: torch.Tensor) -> torch.Tensor:
+    """``(2C, 1, 3, 3)`` Sobel x/y kernels on ``like``'s device and dtype, copied there once (a
+    copy per call would be a host-to-device transfer in every training step)."""
+    key = (like.device, like.dtype, channels)
+    if key not in _SOBEL_KERNELS:
+        kx = _SOBEL_X.to(like)
+        _SOBEL_KERNELS[key] = torch.stack([kx, kx.t()]).unsqueeze(1).repeat(channels, 1, 1, 1)
+    return _SOBEL_KERNELS[key]
+
+
+@float32_loss
 def sobel_magnitude(image: torch.Tensor) -> torch.Tensor:
-    """Per-channel Sobel gradient magnitude ``sqrt(gx^2 + gy^2)`` (replicate padding, same size)."""
+    """Per-channel Sobel gradient magnitude ``sqrt(gx^2 + gy^2)`` (replicate padding, same size),
+    in float32 (also under autocast)."""
     c = image.shape[1]
-    kx = _SOBEL_X.to(image)
-    kernel = torch.stack([kx, kx.t()]).unsqueeze(1).repeat(c, 1, 1, 1)  # (2C, 1, 3, 3)
+    kernel = _sobel_kernel(c, image)  # (2C, 1, 3, 3)
     padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
     grad = F.conv2d(padded, kernel, groups=c)  # (B, 2C, H, W): gx, gy per channel
     gx, gy = grad[:, 0::2], grad[:, 1::2]
     return torch.sqrt(gx * gx + gy * gy + 1e-12)
 
 
+@float32_loss
 def task_loss(restored: torch.Tensor, target: torch.Tensor, gradient_weight: float) -> torch.Tensor:
     """``L_task = |y_hat - y|_1 + a_task * | |grad y_hat| - |grad y| |_1`` (means)."""
     loss = F.l1_loss(restored, target)
@@ -33,6 +49,7 @@ def _flatten(latents: list[torch.Tensor]) -> list[torch.Tensor]:
     return [z.flatten(1) for z in latents]
 
 
+@float32_loss
 def latent_similarity(latents_a: list[torch.Tensor], latents_b: list[torch.Tensor],
                       measure: str = "cosine") -> torch.Tensor:
     """Mean over scales and samples of the similarity of two multi-scale latents.
@@ -53,6 +70,7 @@ def latent_similarity(latents_a: list[torch.Tensor], latents_b: list[torch.Tenso
 UNIFIED_MEASURES = ("cosine", "pearson", "cosine_l1")
 
 
+@float32_loss
 def relative_latent_l1(latents: list[torch.Tensor], latents_pd: list[torch.Tensor]) -> torch.Tensor:
     """Mean over scales of ``mean|Z - Z_pd| / mean|Z_pd|`` with ``Z_pd`` a fixed target (detached):
     a scale-aware distance that pulls the degraded image's latents onto the clean image's."""
@@ -61,6 +79,7 @@ def relative_latent_l1(latents: list[torch.Tensor], latents_pd: list[torch.Tenso
     return torch.stack(terms).mean()
 
 
+@float32_loss
 def unified_loss(latents: list[torch.Tensor], latents_pd: list[torch.Tensor], measure: str = "cosine") -> torch.Tensor:
     """``L_unified = 1 - Gamma(Z, Z_pd)`` over the multi-scale latents.
 
@@ -73,13 +92,21 @@ def unified_loss(latents: list[torch.Tensor], latents_pd: list[torch.Tensor], me
     return 1.0 - latent_similarity(latents, latents_pd, measure)
 
 
+@float32_loss
 def color_loss(fused: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
     """L1 between fused and visible on Cb and Cr (both RGB)."""
     return F.l1_loss(rgb_to_ycbcr(fused)[:, 1:], rgb_to_ycbcr(visible)[:, 1:])
 
 
+@float32_loss
 def gradient_loss(fused: torch.Tensor, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
     """L1 between the Sobel magnitude of the fused luminance and the element-wise maximum of
     the two sources' (Text-IF)."""
     target = torch.maximum(sobel_magnitude(luminance(visible)), sobel_magnitude(luminance(infrared)))
     return F.l1_loss(sobel_magnitude(luminance(fused)), target)
+
+
+@float32_loss
+def l1_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of two tensors, in float32."""
+    return F.l1_loss(a, b)

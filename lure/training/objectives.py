@@ -12,7 +12,7 @@ from torch import nn
 from lure.models.lure_model import LURE, to_network_channels
 from lure.text.vocabulary import TASK_CLASS
 from lure.training.config import Stage1LossWeights, Stage2LossWeights
-from lure.training.losses import color_loss, gradient_loss, task_loss, unified_loss
+from lure.training.losses import color_loss, gradient_loss, l1_distance, task_loss, unified_loss
 from lure.training.perceptual import VGG16Features, perceptual_loss
 from lure.training.source_similarity import (
     PERCEPTUAL_TERMS,
@@ -52,11 +52,11 @@ class Stage1Objective(nn.Module):
         z, z_pd = [lat[:n] for lat in latents], [lat[n:] for lat in latents]
         w = self.weights
         l_task = task_loss(restored[:n], hq, w.task_gradient_weight)
-        l_recon = F.l1_loss(restored[n:], hq)
+        l_recon = l1_distance(restored[n:], hq)
         l_unified = unified_loss(z, z_pd, w.unified_measure)
         logits = model.classify_text(c_both)  # c_t rows, then c_pd rows
         pd_class = torch.full_like(task_class, TASK_CLASS["pd"])
-        l_text = F.cross_entropy(logits, torch.cat([task_class, pd_class]))
+        l_text = F.cross_entropy(logits.float(), torch.cat([task_class, pd_class]))
         total = l_task + w.unified_weight * l_unified + w.recon_weight * l_recon + w.text_weight * l_text
         parts = {"task": l_task, "unified": l_unified, "recon": l_recon, "text": l_text}
         if w.correction_weight > 0 and model.global_correction is not None:
@@ -74,7 +74,7 @@ class Stage1Objective(nn.Module):
             return images.new_zeros(())
         corrected = self.model.correct_input(images[chosen], text[chosen], modality[chosen],
                                              None if stats is None else stats[chosen])
-        return F.l1_loss(corrected, torch.cat([target, target])[chosen])
+        return l1_distance(corrected, torch.cat([target, target])[chosen])
 
 
 class Stage2Objective(nn.Module):
@@ -145,7 +145,7 @@ class Stage2Objective(nn.Module):
             with torch.no_grad():  # the current model's fusion of the clean pair is the reference
                 reference = model(visible_clean, infrared_clean, text_vi_pd, text_ir_pd,
                                   stats_visible=stats_vi_clean, stats_infrared=stats_ir_clean)
-            parts["consistency"] = F.l1_loss(fused, reference)
+            parts["consistency"] = l1_distance(fused, reference)
             total = total + self.consistency_weight * parts["consistency"]
         if self.perceptual != "none":
             extra = {} if self.temperature is None else {"temperature": self.temperature}
@@ -161,3 +161,27 @@ class Stage2Objective(nn.Module):
             total = total + self.perceptual_weight * l_per
             parts["perceptual"] = l_per
         return total, {k: v.detach() for k, v in parts.items()}
+
+
+class CombinedObjective(nn.Module):
+    """The objectives of one stage run as one module, so that one DistributedDataParallel wraps
+    the model they share (the single-stage ablation trains restoration and fusion together).
+
+    ``forward(inputs)`` takes ``{name: the objective's positional inputs}`` and returns the sum of
+    the objectives' losses (in the order given at construction) and their merged parts. Stage 2 of
+    the single-stage ablation has none: it only re-exports stage 1's model."""
+
+    def __init__(self, objectives: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.objectives = nn.ModuleDict(objectives)
+
+    def forward(self, inputs: dict[str, tuple]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        total: torch.Tensor | None = None
+        parts: dict[str, torch.Tensor] = {}
+        for name, objective in self.objectives.items():
+            loss, loss_parts = objective(*inputs[name])
+            total = loss if total is None else total + loss
+            parts.update(loss_parts)
+        if total is None:
+            raise RuntimeError("CombinedObjective without objectives has no loss")
+        return total, parts

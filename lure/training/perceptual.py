@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from lure.training.precision import float32_loss
+
 VGG16_FILE = "vgg16-397923af.pth"
 # torchvision's VGG16 "D" configuration; "M" = 2x2 max-pool.
 _VGG16_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512]
@@ -76,11 +78,18 @@ def perceptual_loss(vgg: VGG16Features, fused: torch.Tensor, visible: torch.Tens
                     temperature: float = 1.0) -> torch.Tensor:
     """U2Fusion-style: each source's weight comes from the information in its VGG features
     (mean squared feature gradient per layer), softmax-normalised over the two sources; the
-    loss is the weighted mean squared feature distance between the fused image and each source."""
+    loss is the weighted mean squared feature distance between the fused image and each source.
+    The VGG passes follow autocast; the weights and distances are computed in float32."""
     f_fused = vgg(fused)
     with torch.no_grad():
         f_vi, f_ir = vgg(visible), vgg(infrared)
+    return _weighted_feature_loss(f_fused, f_vi, f_ir, temperature)
 
+
+@float32_loss
+def _weighted_feature_loss(f_fused: list[torch.Tensor], f_vi: list[torch.Tensor], f_ir: list[torch.Tensor],
+                           temperature: float) -> torch.Tensor:
+    with torch.no_grad():
         def information(feats: list[torch.Tensor]) -> torch.Tensor:
             scores = []
             for f in feats:
@@ -90,7 +99,7 @@ def perceptual_loss(vgg: VGG16Features, fused: torch.Tensor, visible: torch.Tens
             return torch.stack(scores).mean(0)  # (B,)
 
         weights = torch.softmax(torch.stack([information(f_vi), information(f_ir)], 1) / temperature, dim=1)
-    loss = fused.new_zeros(())
+    loss = f_fused[0].new_zeros(())
     for ff, fv, fi in zip(f_fused, f_vi, f_ir):
         d_vi = (ff - fv).pow(2).mean(dim=(1, 2, 3))
         d_ir = (ff - fi).pow(2).mean(dim=(1, 2, 3))

@@ -155,22 +155,35 @@ class DataStream:
 
 
 def capture_rng(text_generator: torch.Generator) -> dict[str, Any]:
-    """Every RNG state a training process draws from (``torch.load(weights_only=True)`` safe)."""
+    """Every RNG state a training process draws from (``torch.load(weights_only=True)`` safe); of
+    the CUDA generators, the current device's (each rank saves its own)."""
     np_kind, np_key, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     py_version, py_state, py_gauss = random.getstate()
     return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            # this process's own GPU only (cuda:LOCAL_RANK): a resume on fewer visible GPUs must work
+            "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() else None,
             "numpy": {"kind": np_kind, "key": torch.from_numpy(np_key.astype(np.int64)), "pos": int(np_pos),
                       "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
             "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
             "text": text_generator.get_state()}
 
 
+def saved_cuda_rng(saved: Any, device_index: int) -> torch.Tensor | None:
+    """The CUDA generator state to restore on the current device ``device_index`` from a resume
+    state's ``cuda`` entry: this rank's state (a tensor), nothing (``None``, a CPU run) or, in
+    states of older versions, a list with one state per GPU visible at save time, of which the
+    current device's entry is used when it exists (a resume on fewer GPUs than the run had)."""
+    if isinstance(saved, list | tuple):
+        return saved[device_index] if device_index < len(saved) else None
+    return saved
+
+
 def restore_rng(state: dict[str, Any], text_generator: torch.Generator) -> None:
     """Set every RNG to a :func:`capture_rng` state."""
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    cuda = saved_cuda_rng(state["cuda"], torch.cuda.current_device() if torch.cuda.is_available() else 0)
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda)  # the current device: cuda:LOCAL_RANK under torchrun
     n = state["numpy"]
     np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     py = state["python"]

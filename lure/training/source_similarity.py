@@ -15,7 +15,8 @@ so two feature spaces that need no download stand in for it (``stage2.perceptual
   has more structure there (a hot person on a flat thermal background, visible texture elsewhere).
 
 ``vgg`` (:mod:`lure.training.perceptual`) stays available when its weight file exists.
-Images are ``(B, C, H, W)`` in [0, 1].
+Images are ``(B, C, H, W)`` in [0, 1]. The terms compute in float32, also under bf16 autocast
+(:mod:`lure.training.precision`); the encoder passes of ``latent`` stay under autocast.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ import torch.nn.functional as F
 
 from lure.color import luminance
 from lure.training.losses import sobel_magnitude
+from lure.training.precision import float32_loss
 
 PERCEPTUAL_TERMS = ("vgg", "latent", "structure", "none")
 
 
+@float32_loss
 def feature_information(features: list[torch.Tensor]) -> torch.Tensor:
     """U2Fusion's information measure ``(B,)``: mean over layers of the mean squared spatial
     gradient of each feature map (``(B, C, H, W)`` each)."""
@@ -42,6 +45,7 @@ def feature_information(features: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack(scores).mean(0)
 
 
+@float32_loss
 def information_weights(info_vi: torch.Tensor, info_ir: torch.Tensor, temperature: float) -> torch.Tensor:
     """Softmax weights ``(B, 2)`` (visible, infrared) of two information measures ``(B,)``,
     each measure normalised by their sum so the temperature is scale-free."""
@@ -50,6 +54,7 @@ def information_weights(info_vi: torch.Tensor, info_ir: torch.Tensor, temperatur
     return torch.softmax(stacked / temperature, dim=1)
 
 
+@float32_loss
 def weighted_feature_distance(fused_vi: list[torch.Tensor], fused_ir: list[torch.Tensor],
                               feats_vi: list[torch.Tensor], feats_ir: list[torch.Tensor],
                               weights: torch.Tensor) -> torch.Tensor:
@@ -88,6 +93,7 @@ def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> 
     return g / g.sum()
 
 
+@float32_loss
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian filter of a ``(B, 1, H, W)`` tensor (replicate padding, same size)."""
     g = _gaussian_kernel(sigma, image.device, image.dtype)
@@ -96,6 +102,7 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(out, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1))
 
 
+@float32_loss
 def ssim_map(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
     """Per-pixel SSIM ``(B, 1, H, W)`` of two ``(B, 1, H, W)`` images in [0, 1] (Gaussian window,
     the usual constants ``(0.01)^2`` and ``(0.03)^2``)."""
@@ -107,6 +114,7 @@ def ssim_map(a: torch.Tensor, b: torch.Tensor, sigma: float = 1.5) -> torch.Tens
     return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a * mu_a + mu_b * mu_b + c1) * (var_a + var_b + c2))
 
 
+@float32_loss
 def structure_weights(y_vi: torch.Tensor, y_ir: torch.Tensor, sigma: float = 4.0,
                       temperature: float = 1.0) -> torch.Tensor:
     """Per-pixel weights ``(B, 2, H, W)`` (visible, infrared): softmax over the two sources of
@@ -117,6 +125,7 @@ def structure_weights(y_vi: torch.Tensor, y_ir: torch.Tensor, sigma: float = 4.0
     return torch.softmax(energy / temperature, dim=1)
 
 
+@float32_loss
 def structure_similarity_loss(fused: torch.Tensor, visible: torch.Tensor, infrared: torch.Tensor,
                               sigma: float = 4.0, temperature: float = 1.0,
                               intensity_fraction: float = 0.5) -> torch.Tensor:
@@ -132,6 +141,7 @@ def structure_similarity_loss(fused: torch.Tensor, visible: torch.Tensor, infrar
     return loss
 
 
+@float32_loss
 def max_intensity_loss(fused: torch.Tensor, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
     """L1 between the fused luminance and the element-wise maximum of the sources' luminance
     (SeAFusion / Text-IF's intensity term: keeps hot targets and lit regions bright)."""

@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=None, help="override the profile selected in params.yaml")
     parser.add_argument("--root", default=".", help="folder receiving checkpoints/ and dvclive/")
     parser.add_argument("--data-root", default="data")
-    parser.add_argument("--device", default=None, help="e.g. cpu or cuda:0 (default: GPU when visible)")
+    parser.add_argument("--device", default=None,
+                        help="cpu or cuda (default: a GPU when visible); under torchrun each process takes "
+                             "cuda:LOCAL_RANK; cuda:N only for a single process")
+    parser.add_argument("--allow-cpu", action="store_true",
+                        help="train on a CPU although the profile requires a GPU (stageN.require_gpu)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--refine-from", default=None, metavar="CKPT",
                         help="stage1 only: start the large-crop refinement (stage1.refine_steps) from this "
@@ -31,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     params = load_params(args.params, profile=args.profile)
     try:
         metrics = train(args.stage, params, StageOutputs.default(args.stage, args.root), data_root=args.data_root,
-                        device=args.device, progress=not args.no_progress, refine_from=args.refine_from)
+                        device=args.device, progress=not args.no_progress, refine_from=args.refine_from,
+                        allow_cpu=args.allow_cpu)
     except (NonFiniteLossError, FileNotFoundError, ValueError) as error:
         print(f"train {args.stage}: error: {error}", file=sys.stderr)
         return 1
