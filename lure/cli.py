@@ -43,10 +43,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _print_weights(shipped: list[dict]) -> None:
+    from lure.weights import PIPELINE_CHECKPOINT
+
     if not shipped:
         print("shipped weights: none")
-        return
-    print("shipped weights (weights/manifest.json):")
+    else:
+        print("shipped weights (weights/manifest.json):")
     for w in shipped:
         count = w.get("parameters")
         count = count.get("total") if isinstance(count, dict) else count
@@ -54,6 +56,13 @@ def _print_weights(shipped: list[dict]) -> None:
         state = "ok" if w["verified"] else "MISSING OR MODIFIED"
         print(f"  {w['name']}{' (default)' if w['default'] else ''}: {w['file']}, profile {w['profile']}, "
               f"{params}sha256 {w['sha256'][:12]}... {state}")
+    default = next((w["name"] for w in shipped if w["default"]), None)
+    trained = "trained" if PIPELINE_CHECKPOINT.is_file() else "not trained yet (make demo)"
+    if default:
+        print(f"lure fuse / lure restore use {default}; --checkpoint NAME picks another shipped file, "
+              f"--checkpoint pipeline the pipeline's model checkpoints/stage2/model.pt ({trained})")
+    else:
+        print(f"lure fuse / lure restore use the pipeline's model checkpoints/stage2/model.pt ({trained})")
 
 
 def build_parser() -> argparse.ArgumentParser:

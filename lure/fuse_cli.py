@@ -136,8 +136,9 @@ def tiling_from_args(args: argparse.Namespace):
 
 
 def load_fuser(args: argparse.Namespace, tiling, command: str = "fuse"):
-    """The :class:`~lure.inference.Fuser` of ``--checkpoint``, else of the pipeline's final model,
-    else of the shipped weights (:func:`lure.weights.resolve_checkpoint`); says which on stdout."""
+    """The :class:`~lure.inference.Fuser` of the default shipped weights, or of what ``--checkpoint``
+    names (``pipeline``, a shipped name, a path: :func:`lure.weights.resolve_checkpoint`); says
+    which on stdout."""
     from lure import inference
     from lure.weights import resolve_checkpoint
 
@@ -318,8 +319,8 @@ def add_common_options(parser: argparse.ArgumentParser, chroma: bool) -> None:
     options = parser.add_argument_group("options")
     options.add_argument(
         "--checkpoint",
-        help="LURE checkpoint (default: the pipeline's checkpoints/stage2/model.pt when it exists, "
-        "else the shipped weights listed by `lure info --weights`)",
+        help="the model: default the default shipped weights (`lure info --weights`); `pipeline` for "
+        "checkpoints/stage2/model.pt (what `make demo` / `dvc repro` trained); a shipped name; or a path",
     )
     options.add_argument(
         "--tile",

@@ -2,10 +2,12 @@
 
 ``weights/manifest.json`` lists every shipped file: its sha256, profile, model configuration and
 parameter count, the git commit of the code that trained it, the training data (shard manifests
-and their sha256) and its held-out metrics. :func:`resolve_checkpoint` picks, for ``lure fuse``
-and ``lure restore`` without ``--checkpoint``, the pipeline's own final model when it exists
-(``checkpoints/stage2/model.pt``: what ``dvc repro`` trained here), otherwise the default shipped
-weights, so a fresh clone fuses a real pair without training.
+and their sha256) and its held-out metrics. :func:`resolve_checkpoint` picks the
+checkpoint of ``lure fuse`` and ``lure restore``: the default shipped weights unless
+``--checkpoint`` names another (``pipeline``: the pipeline's own final model
+``checkpoints/stage2/model.pt``, what ``dvc repro`` / ``make demo`` trained here; a shipped name
+such as ``lure-demo``; or a path). A pipeline run therefore never replaces the shipped model
+silently.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ WEIGHTS_DIR = REPO_ROOT / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 #: The final fusion model written by the training pipeline (``dvc repro`` / ``make demo``).
 PIPELINE_CHECKPOINT = REPO_ROOT / "checkpoints" / "stage2" / "model.pt"
+#: ``--checkpoint pipeline`` selects :data:`PIPELINE_CHECKPOINT`.
+PIPELINE_CHOICE = "pipeline"
 
 
 @dataclass(frozen=True)
@@ -67,27 +71,50 @@ def verify(entry: dict[str, Any]) -> bool:
 
 def resolve_checkpoint(explicit: str | Path | None = None, pipeline: str | Path | None = None,
                        manifest_path: str | Path | None = None) -> ChosenCheckpoint:
-    """The checkpoint a command should load: ``explicit`` (``--checkpoint``) when given, else the
-    pipeline's final model when it exists, else the default shipped weights (sha256-checked).
-    Raises ``FileNotFoundError`` with what to do when there is none."""
+    """The checkpoint a command loads (``explicit`` is ``--checkpoint``):
+
+    * ``None``: the default shipped weights (sha256-checked); only when nothing ships, the
+      pipeline's final model when it exists;
+    * ``"pipeline"``: the pipeline's final model (``pipeline``, default :data:`PIPELINE_CHECKPOINT`);
+    * the name of a shipped file in the manifest (e.g. ``lure-demo``): that file (sha256-checked);
+    * anything else: a checkpoint path.
+
+    Raises ``FileNotFoundError`` with one line saying what to do when the choice does not exist."""
+    pipeline = Path(pipeline) if pipeline is not None else PIPELINE_CHECKPOINT
+    manifest_path = Path(manifest_path) if manifest_path is not None else MANIFEST
+    if explicit is not None and str(explicit) == PIPELINE_CHOICE:
+        if not pipeline.is_file():
+            raise FileNotFoundError(f"--checkpoint pipeline: {pipeline} does not exist; train it with `make demo` "
+                                    "(or `dvc repro`), or leave --checkpoint out to use the shipped weights")
+        return ChosenCheckpoint(pipeline, f"the pipeline's model {_short(pipeline)} (--checkpoint pipeline)")
+    shipped = shipped_weights(manifest_path)
+    if explicit is not None and str(explicit) in shipped:
+        return _shipped_choice({"name": str(explicit), **shipped[str(explicit)]}, manifest_path, default=False)
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} not found (check --checkpoint)")
+            raise FileNotFoundError(f"checkpoint {path} not found (check --checkpoint: a path, `pipeline`, or "
+                                    f"one of the shipped weights {', '.join(shipped) or '(none)'})")
         return ChosenCheckpoint(path, f"checkpoint {path}")
-    pipeline = Path(pipeline) if pipeline is not None else PIPELINE_CHECKPOINT
-    manifest_path = Path(manifest_path) if manifest_path is not None else MANIFEST
-    if pipeline.is_file():
-        return ChosenCheckpoint(pipeline, f"the pipeline's model {_short(pipeline)}")
     entry = default_shipped(manifest_path)
-    if entry is None:
-        raise FileNotFoundError(f"no trained model: {pipeline} does not exist and no weights ship in "
-                                f"{manifest_path.parent}; run `make demo` (or `dvc repro`), or pass --checkpoint PATH")
+    if entry is not None:
+        return _shipped_choice(entry, manifest_path, default=True)
+    if pipeline.is_file():
+        return ChosenCheckpoint(pipeline, f"the pipeline's model {_short(pipeline)} (no weights ship in "
+                                          f"{_short(manifest_path.parent)})")
+    raise FileNotFoundError(f"no trained model: no weights ship in {manifest_path.parent} and {pipeline} does not "
+                            "exist; run `make demo` (or `dvc repro`), or pass --checkpoint PATH")
+
+
+def _shipped_choice(entry: dict[str, Any], manifest_path: Path, default: bool) -> ChosenCheckpoint:
+    """A shipped weights file, refused when it is missing or modified."""
     if not verify(entry):
         raise FileNotFoundError(f"shipped weights {entry['path']} are missing or do not match the sha256 in "
                                 f"{manifest_path}; restore them with `git checkout -- weights/` or pass --checkpoint")
-    return ChosenCheckpoint(Path(entry["path"]),
-                            f"the shipped weights {_short(Path(entry['path']))} (profile {entry['profile']})")
+    which = "default " if default else ""
+    hint = "; --checkpoint pipeline uses the model `make demo` trains" if default else ""
+    return ChosenCheckpoint(Path(entry["path"]), f"the {which}shipped weights {entry['name']} "
+                                                 f"({_short(Path(entry['path']))}, profile {entry['profile']}){hint}")
 
 
 def _short(path: Path) -> str:

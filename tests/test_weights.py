@@ -33,28 +33,48 @@ def test_manifest_lists_verified_weights_with_their_provenance():
     assert MANIFEST["weights"][MANIFEST["default"]]["profile"] != "demo"  # the default is trained on real images
 
 
-def test_resolve_checkpoint_order(tmp_path, monkeypatch):
+def test_shipped_weights_stay_the_default_after_a_pipeline_run(tmp_path):
+    """`lure fuse` without --checkpoint uses the default shipped weights even when the pipeline has
+    trained a model (`make demo`); `--checkpoint pipeline`, a shipped name or a path select others."""
     shipped = save_seeded_demo_checkpoint(tmp_path)
     manifest = tmp_path / "manifest.json"
     weights.write_manifest_entry("tiny", {"file": shipped.name, "sha256": sha256_file(shipped), "profile": "demo"},
-                                 manifest_path=manifest)
+                                 default=True, manifest_path=manifest)
     pipeline = tmp_path / "stage2" / "model.pt"
     chosen = weights.resolve_checkpoint(None, pipeline=pipeline, manifest_path=manifest)
-    assert chosen.path == shipped and "shipped weights" in chosen.origin
+    assert chosen.path == shipped and "default shipped weights tiny" in chosen.origin
+    with pytest.raises(FileNotFoundError, match="--checkpoint pipeline: .* does not exist; train it with `make demo`"):
+        weights.resolve_checkpoint("pipeline", pipeline=pipeline, manifest_path=manifest)
     pipeline.parent.mkdir()
     pipeline.write_bytes(shipped.read_bytes())
     chosen = weights.resolve_checkpoint(None, pipeline=pipeline, manifest_path=manifest)
-    assert chosen.path == pipeline and "pipeline" in chosen.origin
-    assert weights.resolve_checkpoint(shipped, pipeline=pipeline, manifest_path=manifest).path == shipped
-    with pytest.raises(FileNotFoundError, match="--checkpoint"):
+    assert chosen.path == shipped and "--checkpoint pipeline uses the model `make demo` trains" in chosen.origin
+    chosen = weights.resolve_checkpoint("pipeline", pipeline=pipeline, manifest_path=manifest)
+    assert chosen.path == pipeline and "the pipeline's model" in chosen.origin
+    chosen = weights.resolve_checkpoint("tiny", pipeline=pipeline, manifest_path=manifest)
+    assert chosen.path == shipped and chosen.origin.startswith("the shipped weights tiny")
+    assert weights.resolve_checkpoint(pipeline, pipeline=pipeline, manifest_path=manifest).path == pipeline
+    with pytest.raises(FileNotFoundError, match=r"check --checkpoint: a path, `pipeline`, or one of the shipped weights tiny"):
         weights.resolve_checkpoint(tmp_path / "absent.pt", pipeline=pipeline, manifest_path=manifest)
-    pipeline.unlink()
+    # nothing ships: the pipeline's model, said so; neither: what to do
+    chosen = weights.resolve_checkpoint(None, pipeline=pipeline, manifest_path=tmp_path / "none.json")
+    assert chosen.path == pipeline and "no weights ship" in chosen.origin
     with open(shipped, "ab") as handle:  # a modified shipped file is refused
         handle.write(b"x")
     with pytest.raises(FileNotFoundError, match="sha256"):
         weights.resolve_checkpoint(None, pipeline=pipeline, manifest_path=manifest)
+    pipeline.unlink()
     with pytest.raises(FileNotFoundError, match="make demo"):
         weights.resolve_checkpoint(None, pipeline=pipeline, manifest_path=tmp_path / "none.json")
+
+
+def test_info_weights_says_what_fuse_uses(capsys):
+    from lure.cli import main
+
+    assert main(["info", "--weights"]) == 0
+    out = capsys.readouterr().out
+    default = MANIFEST["default"]
+    assert f"lure fuse / lure restore use {default}; " in out and "--checkpoint pipeline" in out
 
 
 def test_export_keeps_the_model_and_drops_training_state(tmp_path):
