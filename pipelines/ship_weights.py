@@ -9,8 +9,12 @@ The entry records the file's sha256 and size, the profile and its model configur
 parameter counts, the git commit of the code (and whether the training code had uncommitted
 changes), the training data (each training set's shard-manifest sha256, and a location-free
 content hash of every source folder), the held-out metrics of ``results/metrics.json`` and any
-``--training key=value`` facts (wall times, steps). Not a DVC stage on purpose: ``make demo``
-must never overwrite the shipped weights.
+``--training key=value`` facts (wall times, steps). It then rewrites the model card
+``weights/README.md`` (:mod:`lure.model_card`) from the manifest; ``--card`` only rewrites the card::
+
+    python -m pipelines.ship_weights --card
+
+Not a DVC stage on purpose: ``make demo`` must never overwrite the shipped weights.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from pathlib import Path
 
 from lure.config import load_params
 from lure.fileio import sha256_file
-from lure.paths import REPO_ROOT
+from lure.model_card import write_card
+from lure.paths import REPO_ROOT, display_path
 from lure.weights import WEIGHTS_DIR, export_weights, folder_digest, write_manifest_entry
 
 
@@ -70,8 +75,10 @@ def heldout_metrics(metrics_path: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--name", required=True, help="weights name; the file is weights/<name>.pt")
-    parser.add_argument("--profile", required=True, help="the params.yaml profile that trained it")
+    parser.add_argument("--card", action="store_true",
+                        help="only (re)write the model card weights/README.md from weights/manifest.json")
+    parser.add_argument("--name", help="weights name; the file is weights/<name>.pt (required unless --card)")
+    parser.add_argument("--profile", help="the params.yaml profile that trained it (required unless --card)")
     parser.add_argument("--checkpoint", default="checkpoints/stage2/model.pt")
     parser.add_argument("--metrics", default="results/metrics.json")
     parser.add_argument("--data-root", default="data")
@@ -81,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--training", action="append", default=[], metavar="KEY=VALUE",
                         help="a training fact to record (repeatable), e.g. stage1_wall_s=3000")
     args = parser.parse_args(argv)
+    if args.card:
+        print(f"wrote {display_path(write_card())}")
+        return 0
+    if not args.name or not args.profile:
+        parser.error("--name and --profile are required (or --card to rewrite the model card only)")
     params = load_params(profile=args.profile)
     out = WEIGHTS_DIR / f"{args.name}.pt"
     exported = export_weights(args.checkpoint, out)
@@ -99,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         "heldout_metrics": heldout_metrics(Path(args.metrics)),
     }
     write_manifest_entry(args.name, entry, default=args.default)
-    print(f"wrote {out} ({exported['bytes'] / 1e6:.1f} MB, sha256 {exported['sha256']}) and its manifest entry")
+    card = write_card()
+    print(f"wrote {out} ({exported['bytes'] / 1e6:.1f} MB, sha256 {exported['sha256']}), its manifest entry "
+          f"and the model card {display_path(card)}")
     return 0
 
 
