@@ -101,8 +101,9 @@ PROFILES: dict[str, dict[str, Any]] = {
             "were never seen.",
             "A small network trained about an hour on 2 CPU cores, not the paper's sizes or data sets "
             "([which values are ours](../README.md#which-values-are-ours)).",
-            "Small evaluation: the pipeline's tables use 16 RoadScene, 12 LLVIP and 5 MSRS clean pairs and "
-            "5 degraded pairs per task; the README has all 44 held-out RoadScene pairs with intervals.",
+            "Small evaluation: the pipeline's tables use 44 RoadScene, 12 LLVIP and 5 MSRS clean pairs (with "
+            "two published methods' outputs on the same pairs) and 5 degraded pairs per task; the README has "
+            "all 44 held-out RoadScene pairs per degraded task with intervals.",
         ],
     },
     "demo": {

@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 from lure.config import load_params
+from lure.evaluation.tables import mean_ranks
 from lure.paths import display_path
 from lure.runtime import retain_freed_memory
 
@@ -72,16 +73,6 @@ def score(checkpoint: Path, pairs: list, backbone: str | None) -> dict[str, floa
     scorer = Scorer(None, [], [])
     rows = [scorer(fuser.fuse(ir, vi), ir, vi) for _key, ir, vi in pairs]
     return mean_rows({"x": rows})["x"]
-
-
-def mean_ranks(rows: dict[str, dict[str, float]], columns: tuple[str, ...]) -> dict[str, float]:
-    """Each row's rank (1 = highest value) per column, averaged over ``columns`` (ties share the best rank)."""
-    ranks = {n: 0.0 for n in rows}
-    for c in columns:
-        values = sorted((r[c] for r in rows.values()), reverse=True)
-        for n, r in rows.items():
-            ranks[n] += 1 + values.index(r[c])
-    return {n: v / len(columns) for n, v in ranks.items()}
 
 
 def parse_reuse(items: list[str], variants: dict[str, dict]) -> dict[str, Path]:

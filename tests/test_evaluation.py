@@ -16,7 +16,7 @@ from lure.evaluation.baselines import DEGRADED_METHODS, VANILLA_METHODS, pixel_a
 from lure.evaluation.grid import LABEL_HEIGHT, PAD, TITLE_HEIGHT, make_grid
 from lure.evaluation.pair_sets import slug
 from lure.evaluation.runner import evaluate
-from lure.evaluation.tables import format_csv, format_markdown, mean_rows
+from lure.evaluation.tables import RANK_GROUPS, format_csv, format_markdown, mean_rows
 from lure.inference import Fuser
 from lure.metrics import METRIC_NAMES
 from tests.model_helpers import save_seeded_demo_checkpoint, write_pair_crops
@@ -150,7 +150,8 @@ def test_evaluate_writes_tables_json_grids_and_fused_images(evaluated):
     assert [r["method"] for r in table] == [*VANILLA_METHODS, "model:other"]
     assert table[-1]["Qabf"] != table[-2]["Qabf"]  # the reference model is a model of its own
     assert any("gone.pt not found" in n for n in result["notes"])
-    assert list(table[0]) == ["method", *METRIC_NAMES, "NIQE", "images"]
+    assert list(table[0]) == ["method", *METRIC_NAMES, "NIQE", *RANK_GROUPS, "images"]
+    assert sorted(float(r["rank all-10"]) for r in table) != [1.0] * len(table)  # the rows are ranked
     assert all(r["images"] == "3" for r in table)
     assert all(math.isfinite(float(r["PSNR"])) and float(r["NIQE"]) > 0 for r in table)
     for task in TASKS:
@@ -177,7 +178,7 @@ def test_evaluate_writes_tables_json_grids_and_fused_images(evaluated):
             assert paired[name]["pairs"] == 2
             assert paired[name]["mean"] == pytest.approx(rows[method]["PSNR_clean"] - rows[baseline]["PSNR_clean"])
             assert paired[name]["low"] <= paired[name]["mean"] <= paired[name]["high"]
-    assert set(metrics["vanilla"][set_slug]["lure"]) == {*METRIC_NAMES, "NIQE"}
+    assert set(metrics["vanilla"][set_slug]["lure"]) == {*METRIC_NAMES, "NIQE", *RANK_GROUPS}
     assert set(metrics["degraded"]["ll"]["lure"]) == {*METRIC_NAMES, "NIQE", "PSNR_clean", "SSIM_clean"}
 
     n_cols = {"vanilla": 3 + len(VANILLA_METHODS), "ll": 2 + len(DEGRADED_METHODS)}

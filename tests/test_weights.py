@@ -141,7 +141,7 @@ def _assert_shipped_model_beats_pixel_average(ir_path, vi_path, tmp_path, capsys
 
 
 def test_ablation_mean_ranks_and_ship_manifest_entry(tmp_path):
-    from pipelines.ablate_stage2 import mean_ranks
+    from lure.evaluation.tables import mean_ranks
     from pipelines.ship_weights import training_data
 
     rows = {"a": {"x": 1.0, "y": 5.0}, "b": {"x": 2.0, "y": 5.0}, "c": {"x": 0.5, "y": 1.0}}

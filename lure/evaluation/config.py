@@ -148,11 +148,15 @@ def _bool(value: Any, where: str) -> bool:
     return value
 
 
-def _checkpoints(value: Any, where: str) -> dict[str, str]:
+def _named_paths(value: Any, where: str, what: str) -> dict[str, str]:
     value = {} if value is None else value
     if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
-        raise ValueError(f"{where} must map names to checkpoint paths, got {value!r}")
+        raise ValueError(f"{where} must map names to {what}, got {value!r}")
     return {str(k): v for k, v in value.items()}
+
+
+def _checkpoints(value: Any, where: str) -> dict[str, str]:
+    return _named_paths(value, where, "checkpoint paths")
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,9 @@ class EvaluationConfig:
     ``degraded_reference``: the sources the reference metrics of degraded tables compare against
     (``inputs``: the degraded inputs the method received; ``clean``: the clean pair).
     ``reference_checkpoints``: name -> checkpoint path of other models scored as extra rows of the
-    vanilla tables. ``restoration_per_task``: samples per task of each restoration set (0 = all).
+    vanilla tables. ``reference_fusions``: name -> folder of other methods' fused images
+    (``<folder>/<set slug>/<stem>.png``, :mod:`lure.evaluation.reference_fusions`), scored as rows
+    of the vanilla tables. ``restoration_per_task``: samples per task of each restoration set (0 = all).
     """
 
     pair_sets: tuple[str, ...] = ("demo/test",)
@@ -175,6 +181,7 @@ class EvaluationConfig:
     degraded_reference: str = "inputs"
     degraded_max_pairs: int | None = None
     reference_checkpoints: Mapping[str, str] = field(default_factory=dict)
+    reference_fusions: Mapping[str, str] = field(default_factory=dict)
     restoration_sets: tuple[str, ...] = ()
     restoration_per_task: int = 12
     grid: GridConfig = field(default_factory=GridConfig)
@@ -220,6 +227,7 @@ _PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "degraded_reference": lambda value, where: _choice(value, where, DEGRADED_REFERENCES),
     "degraded_max_pairs": _count_or_none,
     "reference_checkpoints": _checkpoints,
+    "reference_fusions": lambda value, where: _named_paths(value, where, "folders"),
     "restoration_sets": _names,
     "restoration_per_task": _int,
     "grid": GridConfig.from_dict,

@@ -173,13 +173,18 @@ def score_pairs(
     grid_pairs: int = 0,
     on_outputs: Callable[[int, str, dict[str, np.ndarray]], None] | None = None,
     progress: str | None = None,
+    precomputed: Mapping[str, Any] | None = None,
 ) -> ScoredSet:
     """Run every method on clean ``pairs`` (``(key, ir, vi)``, pseudo descriptions) and score each
-    output against the pair. ``on_outputs(index, key, outputs)`` sees each pair's outputs;
-    ``progress``: a progress-bar label (``None``: no bar)."""
-    scored = ScoredSet({m: [] for m in methods})
+    output against the pair. ``precomputed``: rows whose outputs were computed elsewhere (name ->
+    an object whose ``image(key, (H, W))`` returns the pair's fused image, e.g.
+    :class:`~lure.evaluation.reference_fusions.ReferenceFusions`). ``on_outputs(index, key,
+    outputs)`` sees each pair's outputs; ``progress``: a progress-bar label (``None``: no bar)."""
+    precomputed = precomputed or {}
+    scored = ScoredSet({m: [] for m in [*methods, *precomputed]})
     for n, (key, ir, vi) in enumerate(_progress(pairs, progress or "", progress is not None)):
         outputs = {m: run(ir, vi, "pd", "pd") for m, run in methods.items()}
+        outputs |= {m: source.image(key, ir.shape[:2]) for m, source in precomputed.items()}
         scored.keys.append(key)
         if on_outputs is not None:
             on_outputs(n, key, outputs)

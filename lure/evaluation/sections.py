@@ -3,7 +3,9 @@
 Each section scores one set and adds its table (and grid) to the run's :class:`Report`:
 
 * :func:`vanilla_section` — a clean pair set, :data:`VANILLA_METHODS` plus the reference models
-  (rows ``model:<name>``), against the infrared and visible inputs; writes
+  (rows ``model:<name>``) and other methods' precomputed fused images (rows ``fused:<name>``,
+  :mod:`lure.evaluation.reference_fusions`), against the infrared and visible inputs, with the
+  rows' mean ranks over three metric families; writes
   ``tables/vanilla_<set>``, the grid and ``fused/<set>/<key>.png`` (LURE's outputs);
 * :func:`degraded_section` — one degraded task, :data:`DEGRADED_METHODS`, against the degraded
   inputs (or the clean pair: ``degraded_reference: clean``) and LURE's output on the clean pair;
@@ -41,8 +43,10 @@ from lure.evaluation.paired import (
     paired_markdown,
     per_pair_csv,
 )
+from lure.evaluation.reference_fusions import PREFIX, reference_fusions
 from lure.evaluation.report import Report, Table
 from lure.evaluation.scoring import ScoredSet, Scorer, method_runners, score_degraded, score_pairs
+from lure.evaluation.tables import RANK_GROUPS, rank_columns
 from lure.image_io import write_image
 from lure.inference import Fuser
 from lure.text.vocabulary import DEGRADED_EVAL_TASKS
@@ -80,6 +84,7 @@ def method_labels(cfg: EvaluationConfig) -> dict[str, str]:
     return {
         **METHOD_LABELS,
         **{f"model:{name}": f"{name} model ({path})" for name, path in cfg.reference_checkpoints.items()},
+        **{f"{PREFIX}{name}": f"{name} (precomputed)" for name in cfg.reference_fusions},
     }
 
 
@@ -114,17 +119,22 @@ class Evaluation:
 
 # ----------------------------------------------------------------------------- vanilla
 def vanilla_table(pair_set: PairSet, scored: ScoredSet, columns: list[str], labels: dict[str, str]) -> Table:
-    """The table ``vanilla_<set>`` of a scored clean pair set."""
+    """The table ``vanilla_<set>`` of a scored clean pair set, with the rows' mean ranks over the
+    metric families of :data:`~lure.evaluation.tables.RANK_GROUPS` as the last columns."""
+    rows = rank_columns(scored.rows())
+    ranks = [c for c in RANK_GROUPS if any(c in r for r in rows.values())]
+    groups = "; ".join(f"{c}: {', '.join(RANK_GROUPS[c])}" for c in ranks)
     return Table(
         f"vanilla_{pair_set.slug}",
         f"Vanilla fusion — {pair_set.spec} ({len(pair_set.pairs)} pairs)",
-        scored.rows(),
-        columns,
+        rows,
+        [*columns, *ranks],
         labels,
         scored.counts(),
         [
             "means over images; reference metrics against the infrared and visible inputs "
-            "(grey, MATLAB rgb2gray), toolbox conventions (PSNR near 60 dB by design)"
+            "(grey, MATLAB rgb2gray), toolbox conventions (PSNR near 60 dB by design)",
+            *([f"mean rank among the rows (1 = best) over {groups}"] if ranks else []),
         ],
     )
 
@@ -141,6 +151,7 @@ def vanilla_section(run: Evaluation, pair_set: PairSet, grid_name: str) -> dict[
             run.report.files.append(write_image(path, outputs["lure"]))
 
     methods = method_runners(run.fuser, VANILLA_METHODS, run.references)
+    precomputed = reference_fusions(cfg.reference_fusions, pair_set, run.report.notes)
     scored = score_pairs(
         pair_set.pairs,
         methods,
@@ -148,11 +159,13 @@ def vanilla_section(run: Evaluation, pair_set: PairSet, grid_name: str) -> dict[
         cfg.grid.pairs,
         keep,
         f"vanilla {pair_set.slug}" if run.progress else None,
+        precomputed,
     )
     table = vanilla_table(pair_set, scored, run.scorer.columns(False), method_labels(cfg))
     run.report.add_table(table)
     if scored.grid_rows:
-        labels = ["IR", "VI", *[GRID_LABELS[m] for m in VANILLA_METHODS], *run.references]
+        labels = ["IR", "VI", *[GRID_LABELS[m] for m in VANILLA_METHODS], *run.references,
+                  *[m[len(PREFIX):] for m in precomputed]]
         run.report.add_grid(
             grid_name,
             scored.grid_rows,

@@ -17,10 +17,18 @@ from pathlib import Path
 
 from lure.fileio import atomic_write_text
 
-__all__ = ["LOWER_IS_BETTER", "format_markdown", "format_csv", "mean_rows", "write_table"]
+__all__ = ["LOWER_IS_BETTER", "RANK_GROUPS", "format_markdown", "format_csv", "mean_ranks", "mean_rows",
+           "rank_columns", "write_table"]
 
+#: The metric families a vanilla table ranks its rows by: the paper's vanilla-table metrics,
+#: detail and contrast, and all ten together (column name -> metrics).
+RANK_GROUPS: dict[str, tuple[str, ...]] = {
+    "rank paper-5": ("CC", "SCD", "PSNR", "SSIM", "MS_SSIM"),
+    "rank detail-5": ("EN", "SD", "SF", "AG", "MI"),
+    "rank all-10": ("CC", "SCD", "PSNR", "SSIM", "MS_SSIM", "EN", "SD", "SF", "AG", "MI"),
+}
 #: Metrics where lower is better; every other metric is higher-is-better.
-LOWER_IS_BETTER = frozenset({"MSE", "NIQE", "mean rank"})
+LOWER_IS_BETTER = frozenset({"MSE", "NIQE", "mean rank", *RANK_GROUPS})
 #: Decimals shown in Markdown per metric (default 3).
 DECIMALS = {"EN": 2, "SD": 2, "SF": 2, "AG": 2, "PSNR": 2, "MSE": 4, "NIQE": 2, "PSNR_clean": 2, "musiq": 2}
 
@@ -38,6 +46,34 @@ def mean_rows(per_image: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[st
             ]
             row[key] = sum(values) / len(values) if values else float("nan")
         out[method] = row
+    return out
+
+
+def mean_ranks(rows: Mapping[str, Mapping[str, float]], columns: Sequence[str]) -> dict[str, float]:
+    """Each row's rank per column (1 = best: the highest value, the lowest for
+    :data:`LOWER_IS_BETTER`; tied rows share the best of their ranks), averaged over ``columns``.
+    A row missing a finite value in a column gets NaN."""
+    totals = {name: 0.0 for name in rows}
+    for column in columns:
+        values = {n: r.get(column) for n, r in rows.items()}
+        finite = sorted((v for v in values.values() if v is not None and math.isfinite(v)),
+                        reverse=column not in LOWER_IS_BETTER)
+        for name, value in values.items():
+            ok = value is not None and math.isfinite(value)
+            totals[name] += 1 + finite.index(value) if ok else float("nan")
+    return {name: total / len(columns) for name, total in totals.items()}
+
+
+def rank_columns(rows: Mapping[str, Mapping[str, float]],
+                 groups: Mapping[str, Sequence[str]] = RANK_GROUPS) -> dict[str, dict[str, float]]:
+    """``rows`` with one mean-rank column per group (:func:`mean_ranks`) added to each row; a
+    group whose metrics the rows lack is left out."""
+    present = {c for r in rows.values() for c in r}
+    out = {name: dict(row) for name, row in rows.items()}
+    for column, metrics in groups.items():
+        if set(metrics) <= present:
+            for name, rank in mean_ranks(rows, metrics).items():
+                out[name][column] = rank
     return out
 
 
