@@ -233,35 +233,33 @@ def vgg_report(params: dict[str, Any]) -> dict[str, Any]:
 
 # -- batches ------------------------------------------------------------------------------------
 def stage_plan(params: dict[str, Any], stage: str, nproc: int, bf16_device: bool) -> dict[str, Any]:
-    """Steps, per-rank and global batch, crop, bf16 and workers of one stage for ``nproc`` ranks."""
-    section = params.get(stage) or {}
-    configured_global = section.get("global_batch_size")
-    if configured_global:  # the trainer refuses a global batch that does not divide (per-rank batch None)
-        per_rank = int(configured_global) // nproc if int(configured_global) % nproc == 0 else None
-    else:
-        per_rank = int(section.get("batch_size", 1))
-    stage1 = params.get("stage1") or {}
-    single_stage = bool(stage1.get("single_stage", False))
-    steps = int(section.get("steps", 0))
-    if stage == "stage2" and single_stage:
-        steps = 0  # the single-stage ablation trains fusion inside stage 1; stage 2 only re-exports
+    """Steps, per-rank and global batch, crop, bf16 and workers of one stage for ``nproc`` ranks
+    (the trainer's typed configuration: :meth:`~lure.training.config.StageConfig.per_rank_batch`)."""
+    from lure.training.config import TrainingConfig
+
+    config = TrainingConfig.from_params(params)
+    cfg = getattr(config, stage)
+    try:
+        per_rank: int | None = cfg.per_rank_batch(nproc)
+    except ValueError:  # a global batch that does not divide: the trainer refuses it
+        per_rank = None
+    single_stage = config.stage1.single_stage
+    steps = 0 if stage == "stage2" and single_stage else cfg.steps  # stage 2 then only re-exports
     plan = {
         "steps": steps, "per_rank_batch": per_rank, "nproc": nproc,
         "global_batch": None if per_rank is None else per_rank * nproc,
-        "global_batch_size": configured_global, "crop": int(section.get("crop", 0)),
-        "bf16_requested": bool(section.get("bf16", True)),
-        "bf16": bool(section.get("bf16", True)) and bf16_device,
-        "workers": int(section.get("workers", 0)),
-        "require_gpu": bool(section.get("require_gpu", False)),
-        "options": {k: section[k] for k in ("compile", "cudnn_benchmark", "tf32", "deterministic") if k in section},
+        "global_batch_size": cfg.global_batch_size, "crop": cfg.crop,
+        "bf16_requested": cfg.bf16, "bf16": cfg.bf16 and bf16_device, "workers": cfg.workers,
+        "require_gpu": cfg.require_gpu,
+        "options": {k: getattr(cfg, k) for k in ("compile", "cudnn_benchmark", "tf32", "deterministic")},
     }
     if stage == "stage1":
         plan["single_stage"] = single_stage
-        plan["refine_steps"] = int(section.get("refine_steps", 0) or 0)
-        if plan["refine_steps"]:
-            plan["refine_crop"] = int(section.get("refine_crop", 256))
-            plan["refine_per_rank_batch"] = int(section.get("refine_batch_size", 1))
-            plan["refine_global_batch"] = plan["refine_per_rank_batch"] * nproc
+        plan["refine_steps"] = cfg.refine_steps
+        if cfg.refine_steps:
+            plan["refine_crop"] = cfg.refine_crop
+            plan["refine_per_rank_batch"] = cfg.refine_batch_size
+            plan["refine_global_batch"] = cfg.refine_batch_size * nproc
     return plan
 
 
