@@ -150,7 +150,7 @@ def test_evaluate_writes_tables_json_grids_and_fused_images(evaluated):
     assert [r["method"] for r in table] == [*VANILLA_METHODS, "model:other"]
     assert table[-1]["Qabf"] != table[-2]["Qabf"]  # the reference model is a model of its own
     assert any("gone.pt not found" in n for n in result["notes"])
-    assert list(table[0]) == ["method", *METRIC_NAMES, "NIQE", *RANK_GROUPS, "images"]
+    assert list(table[0]) == ["method", *METRIC_NAMES, "NIQE", "IR_target_contrast", *RANK_GROUPS, "images"]
     assert sorted(float(r["rank all-10"]) for r in table) != [1.0] * len(table)  # the rows are ranked
     assert all(r["images"] == "3" for r in table)
     assert all(math.isfinite(float(r["PSNR"])) and float(r["NIQE"]) > 0 for r in table)
@@ -178,8 +178,8 @@ def test_evaluate_writes_tables_json_grids_and_fused_images(evaluated):
             assert paired[name]["pairs"] == 2
             assert paired[name]["mean"] == pytest.approx(rows[method]["PSNR_clean"] - rows[baseline]["PSNR_clean"])
             assert paired[name]["low"] <= paired[name]["mean"] <= paired[name]["high"]
-    assert set(metrics["vanilla"][set_slug]["lure"]) == {*METRIC_NAMES, "NIQE", *RANK_GROUPS}
-    assert set(metrics["degraded"]["ll"]["lure"]) == {*METRIC_NAMES, "NIQE", "PSNR_clean", "SSIM_clean"}
+    assert set(metrics["vanilla"][set_slug]["lure"]) == {*METRIC_NAMES, "NIQE", "IR_target_contrast", *RANK_GROUPS}
+    assert set(metrics["degraded"]["ll"]["lure"]) == {*METRIC_NAMES, "NIQE", "IR_target_contrast", "PSNR_clean", "SSIM_clean"}
 
     n_cols = {"vanilla": 3 + len(VANILLA_METHODS), "ll": 2 + len(DEGRADED_METHODS)}
     for name, cols in n_cols.items():

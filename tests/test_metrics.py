@@ -660,3 +660,22 @@ def test_no_reference_scorer_builds_each_metric_once(monkeypatch, tmp_path):
     scorer.finish()
     assert built == ["musiq", "liqe"]  # once each, not once per image
     assert notes == ["liqe: skipped: pyiqa failed on 'liqe': RuntimeError: broken metric"]
+
+
+def test_target_contrast_kept_by_averaging_max_and_copying():
+    from lure.metrics import target_contrast_kept
+
+    rng = np.random.default_rng(0)
+    ir = np.full((64, 64), 60.0) + rng.normal(0, 2, (64, 64))
+    ir[20:26, 30:34] = 220.0  # a warm person, 24 px of 4096 (above the 99th percentile)
+    vi = np.full((64, 64), 120.0)
+    ir8, vi8 = ir.clip(0, 255).astype(np.uint8), vi.astype(np.uint8)
+    assert target_contrast_kept(ir8, ir8) == pytest.approx(1.0)
+    assert target_contrast_kept(((ir8.astype(float) + vi8) / 2).astype(np.uint8), ir8) == pytest.approx(0.5, abs=0.01)
+    assert target_contrast_kept(vi8, ir8) == pytest.approx(0.0, abs=1e-9)  # the visible image alone
+    # pixel max keeps the target (220) but lifts its surround to the visible 120: (220 - 120) / (220 - 60)
+    assert target_contrast_kept(np.maximum(ir8, vi8), ir8) == pytest.approx(100 / 160, abs=0.03)
+    flat = np.full((64, 64), 60, np.uint8)
+    assert np.isnan(target_contrast_kept(vi8, flat))  # no warm target
+    with pytest.raises(ValueError, match="two grey images of one size"):
+        target_contrast_kept(vi8, ir8[:32])

@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 CLEAN_METRICS = ("PSNR_clean", "SSIM_clean")
+#: The column of :func:`lure.metrics.target_contrast_kept`: the infrared warm-target contrast kept.
+TARGET_CONTRAST = "IR_target_contrast"
 PSNR_CAP_DB = 100.0
 
 Method = Callable[[np.ndarray, np.ndarray, str, str], np.ndarray]
@@ -84,18 +86,19 @@ class Scorer:
         """The metric columns of a table (degraded tables add :data:`CLEAN_METRICS`)."""
         from lure.metrics import METRIC_NAMES
 
-        cols = [*METRIC_NAMES, "NIQE", *self.no_reference]
+        cols = [*METRIC_NAMES, "NIQE", TARGET_CONTRAST, *self.no_reference]
         return cols + list(CLEAN_METRICS) if degraded else cols
 
     def __call__(
         self, fused: np.ndarray, ir: np.ndarray, vi: np.ndarray, clean_reference: np.ndarray | None = None
     ) -> dict[str, float]:
         """Metric -> value of ``fused`` against the sources ``ir``, ``vi`` (and ``clean_reference``)."""
-        from lure.metrics import calculate_niqe, fusion_metrics, ssim_matlab
+        from lure.metrics import calculate_niqe, fusion_metrics, ssim_matlab, target_contrast_kept
 
         fused_grey = grey(fused)
         scores = dict(fusion_metrics(fused_grey, grey(ir), grey(vi)))
         scores["NIQE"] = float("nan")
+        scores[TARGET_CONTRAST] = target_contrast_kept(fused_grey, grey(ir))
         if self.niqe_params is not None:
             try:
                 with warnings.catch_warnings():  # few 96 x 96 blocks: degenerate covariance warnings

@@ -4,7 +4,8 @@
   (``fusion_metrics``), ported with its quirks;
 * :mod:`lure.metrics.niqe` — NIQE offline from the pristine-model parameter file;
 * :mod:`lure.metrics.no_reference` — CLIP-IQA, LIQE, MANIQA, MUSIQ, ARNIQA through ``pyiqa``
-  when it is installed and its weights are cached (never downloads).
+  when it is installed and its weights are cached (never downloads);
+* :mod:`lure.metrics.targets` — the infrared warm-target contrast a fused image keeps (ours).
 """
 
 from lure.metrics.niqe import calculate_niqe, load_niqe_params
@@ -29,6 +30,7 @@ from lure.metrics.reference import (
     vif,
     vifp_mscale,
 )
+from lure.metrics.targets import target_contrast_kept
 
 __all__ = [
     "METRIC_NAMES",
@@ -50,6 +52,7 @@ __all__ = [
     "ssim",
     "ssim_matlab",
     "standard_deviation",
+    "target_contrast_kept",
     "vif",
     "vifp_mscale",
 ]
