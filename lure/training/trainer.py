@@ -613,12 +613,11 @@ class Trainer:
         if not timed:
             return
         steps, waits, samples = (list(column) for column in zip(*timed))
-        cuda = self.device.type == "cuda"
+        cuda, batch = self.device.type == "cuda", self._batch_size()
         report = {
             "stage": self.stage, "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if cuda else "cpu",
-            "world_size": self.ctx.world_size, "per_rank_batch": self._batch_size(),
-            "global_batch": self._batch_size() * self.ctx.world_size,
+            "world_size": self.ctx.world_size, "per_rank_batch": batch, "global_batch": batch * self.ctx.world_size,
             "crop": self.cfg.refine_crop if self.stage == "stage1" and self.refining else self.cfg.crop,
             "precision": "bf16" if self._amp() else "fp32", "steps_timed": len(steps),
             "step_s_median": statistics.median(steps), "step_s_mean": statistics.fmean(steps),
