@@ -17,7 +17,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     weights = shipped_weights()
     default = (default_shipped() or {}).get("name")
     shipped = [{"name": name, "file": e["file"], "profile": e.get("profile"), "sha256": e["sha256"],
-                "parameters": e.get("parameters"), "default": name == default, "verified": verify(e)}
+                "parameters": e.get("parameters"), "default": name == default, "verified": verify(e),
+                "detail_default": _detail_default(e)}
                for name, e in weights.items()]
     if args.weights:
         if args.json:
@@ -42,6 +43,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detail_default(entry: dict) -> float | None:
+    """The default detail level of a shipped model with detail control (``None``: no control)."""
+    config = entry.get("model_config") or {}
+    return float(config.get("detail_default", 0.0)) if config.get("detail_control") else None
+
+
 def _print_weights(shipped: list[dict]) -> None:
     from lure.weights import PIPELINE_CHECKPOINT
 
@@ -54,8 +61,10 @@ def _print_weights(shipped: list[dict]) -> None:
         count = count.get("total") if isinstance(count, dict) else count
         params = f"{count / 1e6:.2f} M parameters, " if count else ""
         state = "ok" if w["verified"] else "MISSING OR MODIFIED"
+        detail = ("" if w.get("detail_default") is None
+                  else f"--detail 0..1 (default {w['detail_default']:g}), ")
         print(f"  {w['name']}{' (default)' if w['default'] else ''}: {w['file']}, profile {w['profile']}, "
-              f"{params}sha256 {w['sha256'][:12]}... {state}")
+              f"{params}{detail}sha256 {w['sha256'][:12]}... {state}")
     default = next((w["name"] for w in shipped if w["default"]), None)
     trained = "trained" if PIPELINE_CHECKPOINT.is_file() else "not trained yet (make demo)"
     if default:

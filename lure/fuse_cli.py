@@ -120,7 +120,28 @@ def _plan(args: argparse.Namespace):
     from lure.text.vocabulary import TaskPlan
 
     plan = parse(args.text) if args.text is not None else TaskPlan()
+    if args.detail is not None:
+        plan = TaskPlan(plan.visible, plan.infrared, args.detail)
     return Fuser.resolve_plan(plan, args.vi_task, args.ir_task)
+
+
+def detail_level(value: str) -> float:
+    """``--detail`` as a float in [0, 1] (argparse type: a bad value is one usage line)."""
+    try:
+        level = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number; give a level from 0 (faithful) to 1 (crisp)") from None
+    if not 0.0 <= level <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]; 0 is faithful, 1 crisp")
+    return level
+
+
+def _detail_words(fuser, plan) -> str:
+    """``, detail X`` for the summary line of a model with detail control ("" otherwise)."""
+    if not fuser.has_detail_control:
+        return ""
+    level = fuser.detail_default if plan.detail is None else plan.detail
+    return f", detail {level:g}{' (default)' if plan.detail is None else ''}"
 
 
 def tiling_from_args(args: argparse.Namespace):
@@ -185,12 +206,13 @@ def _single(args: argparse.Namespace) -> int:
         if line:
             print(line, file=sys.stderr)
     fuser = load_fuser(args, tiling)
+    fuser.check_detail(plan.detail)
     height, width = vi.shape[:2]
     written = _fuse_one(fuser, ir, vi, plan, args, out, progress=not args.no_progress)
     mode = "tiled" if tiling.active(height, width) else "whole image"
     print(
-        f"wrote {written} ({width}x{height}, visible: {plan.visible}, infrared: {plan.infrared}, {mode}, "
-        f"{fuser.device.type})"
+        f"wrote {written} ({width}x{height}, visible: {plan.visible}, infrared: {plan.infrared}"
+        f"{_detail_words(fuser, plan)}, {mode}, {fuser.device.type})"
     )
     return 0
 
@@ -221,6 +243,7 @@ def _folder(args: argparse.Namespace) -> int:
     if not stems:
         raise InputError(f"no pairs: no file name (without extension) appears in both {ir_dir} and {vi_dir}")
     fuser = load_fuser(args, tiling)
+    fuser.check_detail(plan.detail)
     failed: list[PairResult] = []
     done = 0
     for stem in tqdm(stems, desc="fusing", unit="pair", disable=args.no_progress):
@@ -238,7 +261,7 @@ def _folder(args: argparse.Namespace) -> int:
             failed.append(PairResult(stem, reason=str(error)))
     print(
         f"fused {done} of {len(stems)} matched pairs into {out_dir} (visible: {plan.visible}, "
-        f"infrared: {plan.infrared})"
+        f"infrared: {plan.infrared}{_detail_words(fuser, plan)})"
     )
     problems = skipped + failed
     if problems:
@@ -308,6 +331,16 @@ def add_fuse_parser(subparsers: argparse._SubParsersAction) -> argparse.Argument
         "--ir-task",
         choices=MODALITY_TASKS[INFRARED],
         help="infrared task (overrides --text): pd clean, lc low contrast, sr4/sr8 super-resolution",
+    )
+    look = parser.add_argument_group("how the fusion looks")
+    look.add_argument(
+        "--detail",
+        type=detail_level,
+        default=None,
+        metavar="X",
+        help="0 = faithful (closest to the sources) .. 1 = crisp (more fine detail and contrast); overrides "
+        'detail words in --text ("keep it natural", "make the details pop"); default: the model\'s '
+        "(`lure info --weights`). Needs a model trained with the detail control",
     )
     add_common_options(parser, chroma=True)
     parser.set_defaults(func=run_fuse)

@@ -258,7 +258,7 @@ class Fuser:
     ) -> TaskPlan:
         """``plan`` (default: both clean) with ``vi_task``/``ir_task`` overriding its fields."""
         plan = plan or TaskPlan()
-        return TaskPlan(visible=vi_task or plan.visible, infrared=ir_task or plan.infrared)
+        return TaskPlan(visible=vi_task or plan.visible, infrared=ir_task or plan.infrared, detail=plan.detail)
 
     def _tiling(self, tile: str | TilingConfig | None) -> TilingConfig:
         if tile is None:
@@ -282,6 +282,29 @@ class Fuser:
         return fn(*inputs).float()
 
     # -- fusion --------------------------------------------------------------------------
+    @property
+    def has_detail_control(self) -> bool:
+        """Whether the model reads a detail level (trained with ``model.detail_control``)."""
+        return self.model.detail_conditioning is not None
+
+    @property
+    def detail_default(self) -> float | None:
+        """The detail level used when none is asked for (``None``: the model has no detail control)."""
+        return self.model.config.detail_default if self.has_detail_control else None
+
+    def check_detail(self, detail: float | None) -> float | None:
+        """``detail`` when this model can use it; a one-line ``ValueError`` otherwise (out of [0, 1],
+        or a model trained without the detail control)."""
+        if detail is None:
+            return None
+        if not 0.0 <= float(detail) <= 1.0:
+            raise ValueError(f"--detail {detail}: the detail level must lie in [0, 1] (0 faithful, 1 crisp)")
+        if not self.has_detail_control:
+            name = self.checkpoint.name if self.checkpoint is not None else "this checkpoint"
+            raise ValueError(f"{name} has no detail control (trained without model.detail_control): "
+                             "leave out --detail and detail words, or use the shipped lure-real weights")
+        return float(detail)
+
     @torch.inference_mode()
     def fuse_tensor(
         self,
@@ -291,11 +314,14 @@ class Fuser:
         rule_only: bool = False,
         tile: str | TilingConfig | None = None,
         progress: bool = False,
+        detail: float | None = None,
     ) -> torch.Tensor:
         """Raw network output ``(1, 3, H, W)`` float (clamped to [0, 1]) of a visible ``(1, 1|3, H, W)``
         and an infrared ``(1, 1, H, W)`` tensor in [0, 1]. ``rule_only``: DenseFuse l1 rule on the
-        latents instead of the learned fusion."""
+        latents instead of the learned fusion. ``detail``: 0 (faithful) .. 1 (crisp), overriding
+        ``plan.detail``; ``None`` for both: the model's default (:attr:`detail_default`)."""
         plan = plan or TaskPlan()
+        detail = self.check_detail(plan.detail if detail is None else detail)
         if visible.shape[-2:] != infrared.shape[-2:]:
             raise ValueError(
                 f"infrared {tuple(infrared.shape[-2:])} and visible {tuple(visible.shape[-2:])} "
@@ -309,7 +335,8 @@ class Fuser:
         s_vi, s_ir = self.model.image_statistics(inputs[0], VISIBLE), self.model.image_statistics(inputs[1], INFRARED)
 
         def forward(vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
-            return self.model(vi, ir, t_vi, t_ir, rule_only=rule_only, stats_visible=s_vi, stats_infrared=s_ir)
+            return self.model(vi, ir, t_vi, t_ir, rule_only=rule_only, stats_visible=s_vi, stats_infrared=s_ir,
+                              detail=None if rule_only else detail)
 
         return self._run(forward, inputs, self._tiling(tile), progress).clamp(0, 1)
 
@@ -325,6 +352,7 @@ class Fuser:
         tile: str | TilingConfig | None = None,
         ir_range: str = "full",
         progress: bool = False,
+        detail: float | None = None,
     ) -> np.ndarray:
         """Fused uint8 image of an infrared and a visible array of the same height and width.
 
@@ -332,7 +360,8 @@ class Fuser:
         modality's degradation; ``vi_task``/``ir_task`` override it. ``chroma``: ``auto``
         (visible Cb/Cr when the visible task is ``pd``, the network's otherwise), ``visible`` or
         ``network``. ``tile``: ``auto``/``on``/``off`` or a :class:`TilingConfig` (default: the
-        runner's). Returns ``HxWx3`` RGB, or ``HxW`` when ``vi`` is grey.
+        runner's). ``detail``: 0 (faithful) .. 1 (crisp), overriding ``plan.detail`` (``None``:
+        the model's default). Returns ``HxWx3`` RGB, or ``HxW`` when ``vi`` is grey.
         """
         if chroma not in CHROMA_SOURCES:
             raise ValueError(f"chroma must be one of {CHROMA_SOURCES}, got {chroma!r}")
@@ -343,7 +372,7 @@ class Fuser:
                 f"infrared image is {ir_t.shape[-1]}x{ir_t.shape[-2]} but visible image is "
                 f"{vi_t.shape[-1]}x{vi_t.shape[-2]} (WxH): the pair must be registered to the same size"
             )
-        fused = self.fuse_tensor(vi_t, ir_t, plan, rule_only=rule_only, tile=tile, progress=progress)
+        fused = self.fuse_tensor(vi_t, ir_t, plan, rule_only=rule_only, tile=tile, progress=progress, detail=detail)
         return to_uint8(self.compose_colour(fused, vi_t.to(fused.device), plan.visible, chroma))
 
     @staticmethod

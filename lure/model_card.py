@@ -283,6 +283,10 @@ def _architecture(config: dict[str, Any]) -> str:
             log = ", log-spread features" if c.get("global_correction_log_spread") else ""
             out.append(f"global affine correction of the {which} input{log} (ours)")
         used.update({"global_correction", "global_correction_modalities", "global_correction_log_spread"})
+    if "detail_control" in c:
+        if c["detail_control"]:
+            out.append(f"detail control 0 (faithful) .. 1 (crisp), default {_plain(c.get('detail_default', 0.0))} (ours)")
+        used.update({"detail_control", "detail_default"})
     out += [f"{k} {_plain(c[k])}" for k in sorted(c) if k not in used]
     return ", ".join(out)
 
@@ -341,10 +345,14 @@ def _limitations(entry: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _how_to_use(name: str, default: bool) -> list[str]:
+def _how_to_use(name: str, default: bool, detail: bool = False) -> list[str]:
     choose = "" if default else f" --checkpoint {name}"
+    crisp = ([f"lure fuse --ir ir.png --vi vi.png --detail 1 --out crisp.png{choose}   # 0 faithful .. 1 crisp",
+              f"lure fuse --ir ir.png --vi vi.png --text \"keep it natural\" --out natural.png{choose}"]
+             if detail else [])
     lines = ["```bash",
              f"lure fuse --ir ir.png --vi vi.png --out fused.png{choose}",
+             *crisp,
              f"lure fuse --ir ir.png --vi vi.png --text \"the visible image is too dark\" --out fused.png{choose}",
              f"lure restore --vi dark.png --task ll --out bright.png{choose}",
              "lure info --weights        # the shipped weights, sha256-checked",
@@ -516,12 +524,27 @@ def _evaluation(name: str, entry: dict[str, Any], manifest: dict[str, Any]) -> l
     if metrics.get("restoration"):
         lines += ["`lure restore` against the clean image, PSNR (dB) / SSIM:", "",
                   *_restoration(metrics["restoration"], link), ""]
-    other = sorted(set(metrics) - {"vanilla", "degraded", "restoration"})
+    if metrics.get("detail_curve"):
+        lines += ["The detail control on the clean pairs (`lure fuse --detail`; ranks among the rows of the "
+                  "clean-pair table when the level takes LURE's place):", "",
+                  *_detail_curve(metrics["detail_curve"], link), ""]
+    other = sorted(set(metrics) - {"vanilla", "degraded", "restoration", "detail_curve"})
     if other:
         lines += [f"Also recorded in the manifest: {', '.join(other)}.", ""]
     if not metrics:
         lines += _as_reference(name, manifest)
     return lines[:-1] if lines and lines[-1] == "" else lines
+
+
+def _detail_curve(curves: dict[str, Any], link: str | None) -> list[str]:
+    """One row per set and detail level: SF, AG, SD and the three mean ranks."""
+    columns = ["SF", "AG", "SD", "rank paper-5", "rank detail-5", "rank all-10"]
+    rows = []
+    for set_name, levels in curves.items():
+        shown = f"[{set_name}]({link}/tables/detail_curve_{set_name}.md)" if link else set_name
+        for row in sorted(levels.values(), key=lambda r: r.get("detail", 0.0)):
+            rows.append([shown, _plain(row.get("detail")), *(_number(c, row.get(c)) for c in columns)])
+    return _table(["set", "detail", *columns], rows, ["---", "---:", *["---:"] * len(columns)])
 
 
 def _as_reference(name: str, manifest: dict[str, Any]) -> list[str]:
@@ -554,7 +577,8 @@ def _retrain(name: str, entry: dict[str, Any]) -> list[str]:
 def _model(name: str, entry: dict[str, Any], manifest: dict[str, Any], default: bool) -> list[str]:
     bodies = {
         "Model details": _details(name, entry), "Uses": _uses(entry), "Limitations and biases": _limitations(entry),
-        "How to use": _how_to_use(name, default), "Training data": _training_data(entry),
+        "How to use": _how_to_use(name, default, bool((entry.get("model_config") or {}).get("detail_control"))),
+        "Training data": _training_data(entry),
         "Training procedure and compute": _training(entry), "Evaluation": _evaluation(name, entry, manifest),
         "Retrain and verify": _retrain(name, entry),
     }

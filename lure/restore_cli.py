@@ -48,6 +48,9 @@ def plan_task(modality: int, text: str | None, task: str | None) -> str:
     from lure.text.parser import parse
 
     plan = parse(text)
+    if plan.detail is not None:
+        raise InputError("detail words (\"make the details pop\", \"keep it natural\") set how `lure fuse` "
+                         "fuses; lure restore has no detail level: describe the degradation instead")
     mine, theirs = plan.task(modality), plan.task(1 - modality)
     if mine == "pd" and theirs != "pd":
         raise InputError(f"the request names a degradation of the {other} image ({theirs}) but a {name} image "

@@ -170,6 +170,9 @@ class EvaluationConfig:
     vanilla tables. ``reference_fusions``: name -> folder of other methods' fused images
     (``<folder>/<set slug>/<stem>.png``, :mod:`lure.evaluation.reference_fusions`), scored as rows
     of the vanilla tables. ``restoration_per_task``: samples per task of each restoration set (0 = all).
+    ``detail_curve``: detail levels in [0, 1] at which a model with detail control is scored on each
+    clean set besides its default (table ``detail_curve_<set>``; empty or a model without the
+    control: no table).
     """
 
     pair_sets: tuple[str, ...] = ("demo/test",)
@@ -187,6 +190,7 @@ class EvaluationConfig:
     grid: GridConfig = field(default_factory=GridConfig)
     tiling: TilingConfig = field(default_factory=TilingConfig)
     save_fused: bool = True
+    detail_curve: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.degraded_max_pairs is None:
@@ -216,6 +220,14 @@ class EvaluationConfig:
         return cls(**{key: _PARSERS[key](value, f"{section}.{key}") for key, value in data.items()})
 
 
+def _levels(value: Any, where: str) -> tuple[float, ...]:
+    """A list of detail levels, each a number in [0, 1]."""
+    if not isinstance(value, list | tuple) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1 for v in value):
+        raise ValueError(f"{where} must be a list of detail levels in [0, 1], got {value!r}")
+    return tuple(float(v) for v in value)
+
+
 #: key -> ``parse(value, "<section>.<key>")``: the checked value of each key of the section.
 _PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "pair_sets": _names,
@@ -233,4 +245,5 @@ _PARSERS: dict[str, Callable[[Any, str], Any]] = {
     "grid": GridConfig.from_dict,
     "tiling": _tiling,
     "save_fused": _bool,
+    "detail_curve": lambda value, where: _levels(value, where),
 }

@@ -42,6 +42,7 @@ from lure.evaluation.scoring import Scorer
 from lure.evaluation.sections import (
     Evaluation,
     degraded_section,
+    detail_curve_section,
     paired_section,
     reference_models,
     restoration_section,
@@ -118,6 +119,9 @@ def evaluate(
             grid = "grid_vanilla.png" if i == 0 else f"grid_vanilla_{pair_set.slug}.png"
             results["vanilla"][pair_set.slug] = vanilla_section(run, pair_set, grid)
             results["counts"]["vanilla"][pair_set.slug] = len(pair_set.pairs)
+            curve = detail_curve_section(run, pair_set, results["vanilla"][pair_set.slug])
+            if curve is not None:
+                results.setdefault("detail_curve", {})[pair_set.slug] = curve
 
     source = run.pair_sets.get(cfg.degraded_from) if cfg.tasks else None
     if source is not None:
@@ -138,6 +142,8 @@ def evaluate(
     metrics = {"vanilla": results["vanilla"], "degraded": results["degraded"]}
     if paired:
         metrics["paired"] = results["paired"] = paired
+    if results.get("detail_curve"):
+        metrics["detail_curve"] = results["detail_curve"]
     if results.get("restoration"):
         metrics["restoration"] = results["restoration"]
     run.report.finish(metrics)

@@ -49,7 +49,7 @@ from lure.evaluation.scoring import ScoredSet, Scorer, method_runners, score_deg
 from lure.evaluation.tables import RANK_GROUPS, rank_columns
 from lure.image_io import write_image
 from lure.inference import Fuser
-from lure.text.vocabulary import DEGRADED_EVAL_TASKS
+from lure.text.vocabulary import DEGRADED_EVAL_TASKS, TaskPlan
 
 __all__ = [
     "Evaluation",
@@ -57,6 +57,7 @@ __all__ = [
     "degraded_table",
     "method_labels",
     "paired_section",
+    "detail_curve_section",
     "reference_models",
     "restoration_section",
     "vanilla_section",
@@ -175,6 +176,70 @@ def vanilla_section(run: Evaluation, pair_set: PairSet, grid_name: str) -> dict[
             cfg.grid.focus,
         )
     return dict(table.rows)
+
+
+# ----------------------------------------------------------------------------- detail curve
+def detail_label(level: float) -> str:
+    return f"detail={level:.2f}"
+
+
+@dataclass(frozen=True)
+class _KeptOutputs:
+    """LURE's outputs on a clean set kept by :func:`vanilla_section`, as a precomputed row."""
+
+    outputs: dict[tuple[str, str], np.ndarray]
+    spec: str
+
+    def image(self, key: str, size: tuple[int, int]) -> np.ndarray:
+        return self.outputs[(self.spec, key)]
+
+
+def detail_curve_section(run: Evaluation, pair_set: PairSet,
+                         vanilla_rows: dict[str, dict[str, float]]) -> dict[str, dict[str, float]] | None:
+    """LURE at each level of ``evaluate.detail_curve`` on ``pair_set`` (pseudo descriptions), scored
+    like the vanilla rows; each level's three mean ranks are those it gets when it takes LURE's place
+    among ``vanilla_rows`` (the default level's are the vanilla table's). Writes
+    ``detail_curve_<set>`` and the grid ``grid_detail_<set>.png`` (the faithful end, the default, the
+    crisp end and the published methods' fusions, crops at 1:1); ``None`` when there is no curve
+    or the model has no detail control."""
+    cfg, fuser = run.cfg, run.fuser
+    if not cfg.detail_curve or not fuser.has_detail_control:
+        return None
+
+    def at(level: float) -> Any:
+        return lambda ir, vi, vi_task, ir_task: fuser.fuse(ir, vi, TaskPlan(), detail=level)
+
+    default = fuser.detail_default
+    levels = sorted({*cfg.detail_curve, default})
+    methods = {detail_label(v): at(v) for v in levels if v != default}
+    published = reference_fusions(cfg.reference_fusions, pair_set, [])
+    precomputed = {detail_label(default): _KeptOutputs(run.clean_outputs, pair_set.spec), **published}
+    scored = score_pairs(pair_set.pairs, methods, run.scorer, cfg.grid.pairs, None,
+                         f"detail {pair_set.slug}" if run.progress else None, precomputed)
+    measured = scored.rows()
+    others = {m: {k: v for k, v in r.items() if k not in RANK_GROUPS} for m, r in vanilla_rows.items() if m != "lure"}
+    rows: dict[str, dict[str, float]] = {}
+    for level in levels:
+        ranked = rank_columns({**others, "lure": measured[detail_label(level)]})
+        rows[detail_label(level)] = {"detail": level, **ranked["lure"]}
+    ranks = [c for c in RANK_GROUPS if any(c in r for r in rows.values())]
+    run.report.add_table(Table(
+        f"detail_curve_{pair_set.slug}",
+        f"Detail control — {pair_set.spec} ({len(pair_set.pairs)} pairs)",
+        rows, ["detail", *run.scorer.columns(False), *ranks],
+        {detail_label(default): f"{detail_label(default)} (default)"}, None,
+        ["LURE (pseudo descriptions) at each detail level, 0 faithful .. 1 crisp (`lure fuse --detail`)",
+         "each level's ranks: its mean rank among the vanilla table's rows when it takes LURE's place"]))
+    if scored.grid_rows:
+        order = [*methods, *precomputed]  # the columns of each grid row after IR and VI
+        shown = [detail_label(v) for v in (min(levels), default, max(levels))]
+        shown = [*dict.fromkeys(shown), *published]
+        grid_rows = [[r[0], r[1], *(r[2 + order.index(name)] for name in shown)] for r in scored.grid_rows]
+        labels = ["IR", "VI", *(f"d={float(n.split('=')[1]):g}" for n in shown if n not in published),
+                  *(n[len(PREFIX):] for n in published)]
+        run.report.add_grid(f"grid_detail_{pair_set.slug}.png", grid_rows, labels,
+                            f"detail control - {pair_set.spec} (crops at 1:1)", cfg.grid.crop, cfg.grid.focus)
+    return rows
 
 
 # ----------------------------------------------------------------------------- degraded

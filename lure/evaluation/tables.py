@@ -30,7 +30,7 @@ RANK_GROUPS: dict[str, tuple[str, ...]] = {
 #: Metrics where lower is better; every other metric is higher-is-better.
 LOWER_IS_BETTER = frozenset({"MSE", "NIQE", "mean rank", *RANK_GROUPS})
 #: Decimals shown in Markdown per metric (default 3).
-DECIMALS = {"IR_target_contrast": 2, "EN": 2, "SD": 2, "SF": 2, "AG": 2, "PSNR": 2, "MSE": 4, "NIQE": 2, "PSNR_clean": 2, "musiq": 2}
+DECIMALS = {"detail": 2, "IR_target_contrast": 2, "EN": 2, "SD": 2, "SF": 2, "AG": 2, "PSNR": 2, "MSE": 4, "NIQE": 2, "PSNR_clean": 2, "musiq": 2}
 
 
 def mean_rows(per_image: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, dict[str, float]]:
@@ -77,7 +77,13 @@ def rank_columns(rows: Mapping[str, Mapping[str, float]],
     return out
 
 
+#: Columns that describe a row rather than score it (never marked best).
+SETTING_COLUMNS = frozenset({"detail"})
+
+
 def _best(rows: Mapping[str, Mapping[str, float]], column: str) -> float | None:
+    if column in SETTING_COLUMNS:
+        return None
     values = [r.get(column) for r in rows.values()]
     values = [v for v in values if v is not None and math.isfinite(v)]
     if len(values) < 2:

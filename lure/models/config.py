@@ -42,6 +42,10 @@ class LUREConfig:
     global_correction_modalities: tuple[str, ...] = MODALITIES
     # the correction's MLP also reads log(std) and log(1-99 % range) of each channel
     global_correction_log_spread: bool = False
+    # ours: the fusion module reads a detail level d in [0, 1] (0 faithful, 1 crisp; models/detail.py),
+    # trained loss-conditionally in stage 2; ``detail_default`` is the level used when none is given
+    detail_control: bool = False
+    detail_default: float = 0.0
 
     def __post_init__(self) -> None:
         levels = len(self.widths)
@@ -62,6 +66,8 @@ class LUREConfig:
                              f"got {list(self.global_correction_modalities)}")
         if self.global_correction_log_spread and not self.global_correction:
             raise ValueError("model.global_correction_log_spread needs model.global_correction: true")
+        if not 0.0 <= self.detail_default <= 1.0:
+            raise ValueError(f"model.detail_default must lie in [0, 1], got {self.detail_default}")
         if min(self.base_blocks) < 1 or min(self.branch_blocks) < 1:
             raise ValueError("model.base_blocks and model.branch_blocks need at least 1 block per level")
 

@@ -80,11 +80,18 @@ class ScaleFusion(nn.Module):
         nn.init.zeros_(self.zero_conv.weight)
         nn.init.zeros_(self.zero_conv.bias)
 
-    def forward(self, z_vi: torch.Tensor, z_ir: torch.Tensor) -> torch.Tensor:
+    def forward(self, z_vi: torch.Tensor, z_ir: torch.Tensor,
+                modulation: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """``modulation``: ``(gamma, beta)`` ``(B, C, 1, 1)`` of the detail conditioning, applied to
+        the merged features as ``h * (1 + gamma) + beta`` (``None``: unmodulated)."""
         vi, ir = z_vi, z_ir
         for block in self.blocks:
             vi, ir = block(vi, ir)
-        learned = self.zero_conv(self.merge(torch.cat([vi, ir], dim=1)))
+        merged = self.merge(torch.cat([vi, ir], dim=1))
+        if modulation is not None:
+            gamma, beta = modulation
+            merged = merged * (1 + gamma.to(merged.dtype)) + beta.to(merged.dtype)
+        learned = self.zero_conv(merged)
         return learned + prior_fusion_rule(z_vi, z_ir, self.rule, self.window)
 
 
@@ -97,8 +104,11 @@ class FusionModule(nn.Module):
             ScaleFusion(c, n, config.heads, config.fusion_rule, config.l1_window, config.ffn_expansion)
             for c, n in zip(config.latent_channels, config.fusion_blocks))
 
-    def forward(self, latents_vi: list[torch.Tensor], latents_ir: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [scale(v, i) for scale, v, i in zip(self.scales, latents_vi, latents_ir)]
+    def forward(self, latents_vi: list[torch.Tensor], latents_ir: list[torch.Tensor],
+                modulations: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> list[torch.Tensor]:
+        """``modulations``: one ``(gamma, beta)`` per scale from the detail conditioning, or ``None``."""
+        mods = modulations if modulations is not None else [None] * len(self.scales)
+        return [scale(v, i, m) for scale, v, i, m in zip(self.scales, latents_vi, latents_ir, mods)]
 
     def rule_only(self, latents_vi: list[torch.Tensor], latents_ir: list[torch.Tensor]) -> list[torch.Tensor]:
         """The prior rule alone at every scale (what the module outputs at initialisation)."""

@@ -8,6 +8,7 @@ from torch import nn
 
 from lure.models.config import MODALITIES, LUREConfig
 from lure.models.decoder import Decoder
+from lure.models.detail import DetailConditioning, detail_tensor
 from lure.models.encoder import ImageEncoder
 from lure.models.fusion import FusionModule
 from lure.models.global_correction import GlobalAffineCorrection, image_statistics
@@ -51,6 +52,9 @@ class LURE(nn.Module):
     * :meth:`fuse_latents` — per-scale fusion module;
     * :meth:`restore` — stage-1 restoration ``D(E_img(x, c, m))``;
     * :meth:`forward` — fusion ``D(fuse(E_img(x_vi, c_vi, 0), E_img(x_ir, c_ir, 1)))``.
+
+    With ``config.detail_control`` the fusion also reads a detail level ``d`` in [0, 1] per image
+    (0 faithful, 1 crisp; ``config.detail_default`` when none is given).
     """
 
     def __init__(self, config: LUREConfig) -> None:
@@ -66,6 +70,9 @@ class LURE(nn.Module):
             GlobalAffineCorrection(config.image_channels, config.text_dim,
                                    with_log_spread=config.global_correction_log_spread)
             if config.global_correction else None)
+        # after everything else, for the same reason: a model without it initialises as before
+        self.detail_conditioning = (DetailConditioning(config.latent_channels)
+                                    if config.detail_control else None)
 
     # -- building blocks ---------------------------------------------------------------
     def project_text(self, embedding: torch.Tensor) -> torch.Tensor:
@@ -123,8 +130,17 @@ class LURE(nn.Module):
     def decode(self, latents: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(latents)
 
-    def fuse_latents(self, latents_vi: list[torch.Tensor], latents_ir: list[torch.Tensor]) -> list[torch.Tensor]:
-        return self.fusion(latents_vi, latents_ir)
+    def fuse_latents(self, latents_vi: list[torch.Tensor], latents_ir: list[torch.Tensor],
+                     detail: torch.Tensor | float | None = None) -> list[torch.Tensor]:
+        """The fusion module on the two latents. ``detail``: one level in [0, 1] or one per image
+        (``None``: ``config.detail_default``); refused by a model without ``config.detail_control``."""
+        if self.detail_conditioning is None:
+            if detail is not None:
+                raise ValueError("this model has no detail control (trained without model.detail_control)")
+            return self.fusion(latents_vi, latents_ir)
+        z = latents_vi[0]
+        d = detail_tensor(self.config.detail_default if detail is None else detail, z.shape[0], z.device)
+        return self.fusion(latents_vi, latents_ir, self.detail_conditioning(d))
 
     # -- whole passes on arbitrary sizes -----------------------------------------------
     def restore(self, image: torch.Tensor, text_embedding: torch.Tensor, modality: torch.Tensor | int,
@@ -139,10 +155,12 @@ class LURE(nn.Module):
 
     def forward(self, visible: torch.Tensor, infrared: torch.Tensor, text_visible: torch.Tensor,
                 text_infrared: torch.Tensor, rule_only: bool = False, stats_visible: torch.Tensor | None = None,
-                stats_infrared: torch.Tensor | None = None) -> torch.Tensor:
+                stats_infrared: torch.Tensor | None = None,
+                detail: torch.Tensor | float | None = None) -> torch.Tensor:
         """Fused image ``(B, 3, H, W)`` from a visible and an infrared image of equal size.
 
-        ``rule_only=True`` decodes the prior-rule fusion without the learned branch.
+        ``rule_only=True`` decodes the prior-rule fusion without the learned branch. ``detail``: see
+        :meth:`fuse_latents`.
         ``stats_visible``/``stats_infrared``: of the whole images when these are tiles or crops."""
         if visible.shape[-2:] != infrared.shape[-2:]:
             raise ValueError(f"visible {tuple(visible.shape[-2:])} and infrared {tuple(infrared.shape[-2:])} "
@@ -155,20 +173,20 @@ class LURE(nn.Module):
         ir, _ = pad_to_multiple(infrared, self.config.size_multiple)
         z_vi = self.encode(vi, self.project_text(text_visible), 0, stats_visible)
         z_ir = self.encode(ir, self.project_text(text_infrared), 1, stats_infrared)
-        fused = self.fusion.rule_only(z_vi, z_ir) if rule_only else self.fuse_latents(z_vi, z_ir)
+        fused = self.fusion.rule_only(z_vi, z_ir) if rule_only else self.fuse_latents(z_vi, z_ir, detail)
         return crop_to(self.decode(fused), size)
 
     # -- training modes ----------------------------------------------------------------
     def set_stage(self, stage: str) -> None:
-        """Select what trains: ``stage1`` (all but fusion), ``stage2`` (fusion only; encoders,
-        text projection and decoder frozen) or ``joint`` (everything; ablation "single stage")."""
+        """Select what trains: ``stage1`` (all but fusion), ``stage2`` (fusion and its detail
+        conditioning only; encoders, text projection and decoder frozen) or ``joint`` (everything;
+        ablation "single stage")."""
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         self.requires_grad_(stage != "stage2")
-        if stage == "stage1":
-            self.fusion.requires_grad_(False)
-        elif stage == "stage2":
-            self.fusion.requires_grad_(True)
+        fusion_parts = [m for m in (self.fusion, self.detail_conditioning) if m is not None]
+        for part in fusion_parts:
+            part.requires_grad_(stage != "stage1")
 
     def part_parameters(self) -> dict[str, int]:
         """Parameter counts per part."""
@@ -176,6 +194,8 @@ class LURE(nn.Module):
             "text_projection": [self.text_projection, self.task_classifier],
             "encoder": [self.encoder], "decoder": [self.decoder], "fusion": [self.fusion],
         }
+        if self.detail_conditioning is not None:
+            parts["detail_conditioning"] = [self.detail_conditioning]
         if self.global_correction is not None:
             parts["global_correction"] = [self.global_correction]
         counts = {k: sum(p.numel() for m in mods for p in m.parameters()) for k, mods in parts.items()}

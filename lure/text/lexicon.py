@@ -105,6 +105,24 @@ def word_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w-])(?:{pattern})(?![\w])")
 
 
+#: Phrases that set the detail control rather than name a degradation: crisp ones ask for detail
+#: level 1, faithful ones for 0; a softener just before ("a bit crisper") asks for 0.75 / 0.25.
+_OBJECTS = r"people|persons?|pedestrians?|targets?|objects?|cars?|vehicles?|animals?|edges?|outlines?|details?|it|them"
+_DETAIL_CRISP = (
+    rf"(?:make |let )?(?:the |all the )?(?:{_OBJECTS}) (?:pop|stand out)|crisp(?:er|ly)?|sharper|punch(?:y|ier)"
+    r"|more (?:fine |of the )?details?|more detailed|(?:enhance|boost|bring out)(?: the)? (?:fine )?details?|stand out|pop out"
+)
+_DETAIL_FAITHFUL = (
+    r"(?:keep (?:it|them|the (?:image|result|fusion|output|look|colou?rs?)) (?:looking )?)?natural(?:[- ]looking)?"
+    r"|keep (?:it|them|the (?:image|result|fusion|output)) faithful|(?:faithful|true) to (?:the )?(?:sources?|inputs?|originals?|images?)"
+    r"|realistic(?: look(?:ing)?)?"
+    r"|(?:no|without|less) (?:extra )?sharpening|(?:do )?not over[- ]?sharpen(?:ed|ing)?|subtle"
+)
+_DETAIL_SOFTENER = r"(?:a (?:little )?bit|a little|a touch|slightly|somewhat) (?:more )?"
+DETAIL_CRISP_RE = word_pattern(rf"(?:{_DETAIL_SOFTENER})?(?:{_DETAIL_CRISP})")
+DETAIL_FAITHFUL_RE = word_pattern(rf"(?:{_DETAIL_SOFTENER})?(?:{_DETAIL_FAITHFUL})")
+DETAIL_SOFTENER_RE = re.compile(rf"^{_DETAIL_SOFTENER}")
+
 DEG_RE = [(word_pattern(p), m) for p, m in _DEGRADATIONS]
 UNSUPPORTED_RE = word_pattern(_UNSUPPORTED)
 CLEAN_STRONG_RE = word_pattern(_CLEAN_STRONG)

@@ -18,6 +18,9 @@ from lure.text.lexicon import (
     CLEAN_WEAK_RE,
     COMMANDS,
     DEG_RE,
+    DETAIL_CRISP_RE,
+    DETAIL_FAITHFUL_RE,
+    DETAIL_SOFTENER_RE,
     FACTOR_RE,
     IGNORE,
     INTENSIFIER,
@@ -34,7 +37,7 @@ from lure.text.vocabulary import INFRARED, MODALITY_NAMES, MODALITY_TASKS, TASKS
 
 _V, _I = VISIBLE, INFRARED
 
-__all__ = ["InstructionError", "ParseReport", "analyse", "describe_supported", "parse"]
+__all__ = ["InstructionError", "ParseReport", "analyse", "describe_supported", "detail_request", "parse"]
 
 BOTH = frozenset({VISIBLE, INFRARED})
 
@@ -347,8 +350,27 @@ def _decide(text: str, state: _State) -> ParseReport:
     return ParseReport(TaskPlan(plan[_V], plan[_I]), frozenset(state.mentioned), tuple(state.matched))
 
 
+def detail_request(text: str) -> tuple[float | None, str]:
+    """The detail level a request asks for and the request without those phrases.
+
+    "make the details pop", "crisper", "make the people stand out" ask for 1 (crisp); "keep it
+    natural", "faithful", "no sharpening" for 0 (faithful); with "a bit"/"slightly" in front, 0.75
+    and 0.25. ``None`` when the request says nothing about detail; a request asking for both
+    raises :class:`InstructionError`."""
+    normalised = _normalise(text)
+    levels: set[float] = set()
+    for pattern, level, mild in ((DETAIL_CRISP_RE, 1.0, 0.75), (DETAIL_FAITHFUL_RE, 0.0, 0.25)):
+        for match in pattern.finditer(normalised):
+            levels.add(mild if DETAIL_SOFTENER_RE.match(match.group(0)) else level)
+        normalised = pattern.sub(" ", normalised)
+    if len(levels) > 1:
+        raise InstructionError(text, ["it asks for a natural and a crisp look at once; choose one (or use --detail)"])
+    return (levels.pop() if levels else None), normalised
+
+
 def parse(text: str, fallback: Callable[[str], TaskPlan] | None = None) -> TaskPlan:
-    """The per-modality plan of a free-text request (see the module docstring for the rules).
+    """The per-modality plan of a free-text request (see the module docstring for the rules),
+    with the detail level of :func:`detail_request` when the request names one.
 
     ``fallback`` (optional, e.g. the text encoder's embedding classifier) is asked only when the
     rules find nothing they recognise in a non-empty request; without it such a request raises.
@@ -359,6 +381,11 @@ def parse(text: str, fallback: Callable[[str], TaskPlan] | None = None) -> TaskP
         return TaskPlan()
     if not re.search(r"\w", text):
         raise InstructionError(text, ["no words in the request"])
+    detail, rest = detail_request(text)
+    if detail is not None:  # what is left names the degradations, or nothing
+        report = analyse(rest)
+        plan = report.plan if (report.terms or report.mentioned) else TaskPlan()
+        return TaskPlan(plan.visible, plan.infrared, detail)
     report = analyse(text)
     if not report.terms and not report.mentioned and not _has_neutral(text):
         if fallback is not None:

@@ -81,18 +81,24 @@ def check_task(task_id: str, modality: int) -> None:
 
 @dataclass(frozen=True)
 class TaskPlan:
-    """The task per modality: ``visible`` in ``pd, ll, hz, oe``; ``infrared`` in ``pd, lc, sr4, sr8``."""
+    """The task per modality: ``visible`` in ``pd, ll, hz, oe``; ``infrared`` in ``pd, lc, sr4, sr8``;
+    and the detail level the request asked for (0 faithful .. 1 crisp; ``None``: the model's default)."""
 
     visible: str = "pd"
     infrared: str = "pd"
+    detail: float | None = None
 
     def __post_init__(self) -> None:
         check_task(self.visible, VISIBLE)
         check_task(self.infrared, INFRARED)
+        if self.detail is not None and not 0.0 <= self.detail <= 1.0:
+            raise ValueError(f"detail must lie in [0, 1] (0 faithful, 1 crisp), got {self.detail}")
 
     def task(self, modality: int) -> str:
         """The task id of ``modality`` (0 visible, 1 infrared)."""
         return self.visible if modality == VISIBLE else self.infrared
 
-    def as_dict(self) -> dict[str, str]:
-        return {"visible": self.visible, "infrared": self.infrared}
+    def as_dict(self) -> dict[str, str | float]:
+        """``{"visible", "infrared"}`` tasks, and ``"detail"`` when the plan sets one."""
+        tasks: dict[str, str | float] = {"visible": self.visible, "infrared": self.infrared}
+        return tasks if self.detail is None else {**tasks, "detail": self.detail}

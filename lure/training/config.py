@@ -230,6 +230,17 @@ class Stage2LossWeights:
     perceptual: str
     perceptual_temperature: float | None
     consistency_weight: float = 0.0
+    detail_gradient_gain: float = 1.0
+    detail_gradient_weight: float | None = None
+    range_weight: float = 0.0
+    range_band: float = 0.04
+
+    def at_detail(self, detail: float) -> tuple[float, float]:
+        """``(gradient weight, gradient target gain)`` at detail level ``detail`` in [0, 1]: linear
+        from ``(gradient_weight, 1)`` at 0 to ``(detail_gradient_weight, detail_gradient_gain)`` at 1."""
+        crisp_weight = self.gradient_weight if self.detail_gradient_weight is None else self.detail_gradient_weight
+        return (self.gradient_weight + (crisp_weight - self.gradient_weight) * detail,
+                1.0 + (self.detail_gradient_gain - 1.0) * detail)
 
 
 def _pick(config: StageConfig, target: type) -> Any:
@@ -314,7 +325,17 @@ class Stage2Config(StageConfig):
 
     ``gamma_jitter`` (ours; 0 = the paper): the probability that a training source image is raised
     to a random power ``g`` (``log g`` uniform in ``log gamma_range``) before it is cropped; the
-    fusion then learns from darker and brighter sources than the training cameras give."""
+    fusion then learns from darker and brighter sources than the training cameras give.
+
+    Detail control (ours; used when the model has ``model.detail_control``): each batch draws a
+    detail level ``d`` in [0, 1] (0 or 1 with probability ``detail_endpoints``, half each, else
+    uniform) that the fusion module reads; the gradient term's weight and its target (the
+    sources' maximum Sobel magnitude times a gain) move linearly from ``gradient_weight`` and 1
+    at ``d = 0`` to ``detail_gradient_weight`` and ``detail_gradient_gain`` at ``d = 1``.
+
+    ``range_weight`` (ours; 0 = off) adds the no-new-clipping term (:func:`~lure.training.losses.range_loss`,
+    the top and bottom ``range_band`` of [0, 1]) and computes the gradient term on the output
+    clamped to [0, 1], so that out-of-range values earn no detail."""
 
     SECTION: ClassVar[str] = "stage2"
 
@@ -329,6 +350,11 @@ class Stage2Config(StageConfig):
     consistency_weight: float = _spec(0.0, minimum=0)
     gamma_jitter: float = _spec(0.0, minimum=0, maximum=1)
     gamma_range: tuple[float, float] = _spec((0.5, 2.0), above=0)
+    detail_gradient_gain: float = _spec(1.0, minimum=1)
+    detail_gradient_weight: float | None = _spec(None, minimum=0)
+    detail_endpoints: float = _spec(0.5, minimum=0, maximum=1)
+    range_weight: float = _spec(0.0, minimum=0)
+    range_band: float = _spec(0.04, minimum=0, maximum=0.5)
 
     def __post_init__(self) -> None:
         super().__post_init__()

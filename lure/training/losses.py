@@ -99,11 +99,29 @@ def color_loss(fused: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
 
 
 @float32_loss
-def gradient_loss(fused: torch.Tensor, visible: torch.Tensor, infrared: torch.Tensor) -> torch.Tensor:
-    """L1 between the Sobel magnitude of the fused luminance and the element-wise maximum of
-    the two sources' (Text-IF)."""
+def gradient_loss(fused: torch.Tensor, visible: torch.Tensor, infrared: torch.Tensor,
+                  gain: float = 1.0) -> torch.Tensor:
+    """L1 between the Sobel magnitude of the fused luminance and ``gain`` times the element-wise
+    maximum of the two sources' (Text-IF at ``gain`` 1; above 1 asks for more detail than either
+    source has, the crisp end of the detail control)."""
     target = torch.maximum(sobel_magnitude(luminance(visible)), sobel_magnitude(luminance(infrared)))
+    if gain != 1.0:
+        target = target * gain
     return F.l1_loss(sobel_magnitude(luminance(fused)), target)
+
+
+@float32_loss
+def range_loss(fused: torch.Tensor, visible: torch.Tensor, infrared: torch.Tensor, band: float = 0.04) -> torch.Tensor:
+    """No new clipping: the mean hinge of the fused luminance entering the top or bottom ``band`` of
+    [0, 1] (or leaving it) where neither source is there,
+    ``relu(Y_f - max(1 - band, Y_vi, Y_ir)) + relu(min(band, Y_vi, Y_ir) - Y_f)``.
+
+    Zero for any output that stays inside the sources' range or the open band; it stops a detail
+    gain from being met by stretching contrast into clipped whites and crushed blacks."""
+    y_f, y_vi, y_ir = luminance(fused), luminance(visible), luminance(infrared)
+    top = torch.maximum(torch.maximum(y_vi, y_ir), torch.full_like(y_f, 1.0 - band))
+    bottom = torch.minimum(torch.minimum(y_vi, y_ir), torch.full_like(y_f, band))
+    return (F.relu(y_f - top) + F.relu(bottom - y_f)).mean()
 
 
 @float32_loss

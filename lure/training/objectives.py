@@ -5,6 +5,7 @@ Each ``forward`` returns ``(total_loss, {name: detached value})``.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,7 +13,7 @@ from torch import nn
 from lure.models.lure_model import LURE, to_network_channels
 from lure.text.vocabulary import TASK_CLASS
 from lure.training.config import Stage1LossWeights, Stage2LossWeights
-from lure.training.losses import color_loss, gradient_loss, l1_distance, task_loss, unified_loss
+from lure.training.losses import color_loss, gradient_loss, l1_distance, range_loss, task_loss, unified_loss
 from lure.training.perceptual import VGG16Features, perceptual_loss
 from lure.training.source_similarity import (
     PERCEPTUAL_TERMS,
@@ -20,6 +21,14 @@ from lure.training.source_similarity import (
     max_intensity_loss,
     structure_similarity_loss,
 )
+
+
+def sample_detail_level(seed: int, step: int, endpoints: float) -> float:
+    """The detail level of stage-2 step ``step``: 0 or 1 (half each) with probability ``endpoints``,
+    else uniform in [0, 1]. A function of the seed and the step alone, so that a resumed run draws
+    the same levels, and every rank of a distributed run the same one."""
+    u, v = np.random.default_rng([seed, step, 0x6465]).random(2)
+    return float(v < 0.5) if u < endpoints else float(v)
 
 
 class Stage1Objective(nn.Module):
@@ -78,7 +87,7 @@ class Stage1Objective(nn.Module):
 
 
 class Stage2Objective(nn.Module):
-    """``L2 = L_color + a1' L_grad + a2' L_per (+ a_int L_int + a_cons L_cons)``.
+    """``L2 = L_color + a1' L_grad + a2' L_per (+ a_int L_int + a_cons L_cons + a_range L_range)``.
 
     The paper encodes both clean inputs with ``c_pd``; degradation-aware batches (ours) encode
     degraded inputs with their task descriptions and compare the fusion with the clean sources,
@@ -112,19 +121,23 @@ class Stage2Objective(nn.Module):
                 infrared_clean: torch.Tensor | None = None, text_vi_pd: torch.Tensor | None = None,
                 text_ir_pd: torch.Tensor | None = None, stats_vi: torch.Tensor | None = None,
                 stats_ir: torch.Tensor | None = None, stats_vi_clean: torch.Tensor | None = None,
-                stats_ir_clean: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                stats_ir_clean: torch.Tensor | None = None,
+                detail: float | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss of fusing ``visible``/``infrared`` (``(B, 3, H, W)`` in [0, 1]) described by
         ``text_vi``/``text_ir``. Degradation-aware batches also pass the clean crops (the loss
         targets) and their pseudo descriptions (the consistency term's reference fusion).
         ``stats_*``: whole-image statistics of the inputs and of the clean images (for a model with a
-        global correction; ``None``: read from the crops)."""
+        global correction; ``None``: read from the crops). ``detail``: the batch's detail level in
+        [0, 1] (a model with detail control; ``None``: none), read by the fusion module and
+        setting the gradient term (:meth:`Stage2LossWeights.at_detail`)."""
         model = self.model
+        gradient_weight, gain = (self.gradient_weight, 1.0) if detail is None else self.weights.at_detail(detail)
         target_vi = visible if visible_clean is None else visible_clean
         target_ir = infrared if infrared_clean is None else infrared_clean
         if self.perceptual == "latent":  # keep the source latents: the term compares against them
             c_vi, c_ir = model.project_text(text_vi), model.project_text(text_ir)
             z_vi, z_ir = model.encode(visible, c_vi, 0, stats_vi), model.encode(infrared, c_ir, 1, stats_ir)
-            fused = model.decode(model.fuse_latents(z_vi, z_ir))
+            fused = model.decode(model.fuse_latents(z_vi, z_ir, detail))
             if visible_clean is not None:  # degraded batch: compare with the clean sources' latents,
                 # and encode the (clean) fused image as a clean image, with the pseudo descriptions
                 c_vi, c_ir = model.project_text(text_vi_pd), model.project_text(text_ir_pd)
@@ -132,19 +145,25 @@ class Stage2Objective(nn.Module):
                     z_vi = model.encode(visible_clean, c_vi, 0, stats_vi_clean)
                     z_ir = model.encode(infrared_clean, c_ir, 1, stats_ir_clean)
         else:
-            fused = model(visible, infrared, text_vi, text_ir, stats_visible=stats_vi, stats_infrared=stats_ir)
+            fused = model(visible, infrared, text_vi, text_ir, stats_visible=stats_vi, stats_infrared=stats_ir,
+                          detail=detail)
         visible, infrared = target_vi, target_ir  # every term below compares with the clean sources
         l_color = color_loss(fused, visible)
-        l_grad = gradient_loss(fused, visible, infrared)
-        total = l_color + self.gradient_weight * l_grad
+        range_weight = self.weights.range_weight
+        # with the range term, out-of-range values (clipped at output) earn no gradient credit
+        l_grad = gradient_loss(fused.clamp(0, 1) if range_weight > 0 else fused, visible, infrared, gain)
+        total = l_color + gradient_weight * l_grad
         parts = {"color": l_color, "grad": l_grad}
+        if range_weight > 0:
+            parts["range"] = range_loss(fused, visible, infrared, self.weights.range_band)
+            total = total + range_weight * parts["range"]
         if self.intensity_weight > 0:
             parts["intensity"] = max_intensity_loss(fused, visible, infrared)
             total = total + self.intensity_weight * parts["intensity"]
         if self.consistency_weight > 0 and visible_clean is not None:
             with torch.no_grad():  # the current model's fusion of the clean pair is the reference
                 reference = model(visible_clean, infrared_clean, text_vi_pd, text_ir_pd,
-                                  stats_visible=stats_vi_clean, stats_infrared=stats_ir_clean)
+                                  stats_visible=stats_vi_clean, stats_infrared=stats_ir_clean, detail=detail)
             parts["consistency"] = l1_distance(fused, reference)
             total = total + self.consistency_weight * parts["consistency"]
         if self.perceptual != "none":

@@ -52,7 +52,7 @@ from lure.training.distributed import (
     setup_distributed,
     teardown_distributed,
 )
-from lure.training.objectives import CombinedObjective, Stage1Objective, Stage2Objective
+from lure.training.objectives import CombinedObjective, Stage1Objective, Stage2Objective, sample_detail_level
 from lure.training.resume import (
     DataStream,
     StageOutputs,
@@ -359,20 +359,28 @@ class Trainer:
     def _optional(self, batch: dict, key: str) -> torch.Tensor | None:
         return self._to_device(batch[key]) if key in batch else None
 
+    def _detail_level(self) -> float | None:
+        """This step's detail level (:func:`sample_detail_level`); ``None`` for a model without
+        detail control."""
+        if self.model.detail_conditioning is None:
+            return None
+        return sample_detail_level(int(self.params["seed"]), self.step, self.config.stage2.detail_endpoints)
+
     def _fusion_inputs(self, batch: dict) -> tuple:
         n = batch["vi"].shape[0]
+        detail = self._detail_level()
         pd_vi = self._to_device(self.bank.sample(["pd"] * n, [0] * n, self.text_generator))
         pd_ir = self._to_device(self.bank.sample(["pd"] * n, [1] * n, self.text_generator))
         stats_vi, stats_ir = self._optional(batch, "vi_stats"), self._optional(batch, "ir_stats")
         inputs = (self._to_device(batch["vi"]), self._to_device(batch["ir"]), pd_vi, pd_ir)
         if "vi_task" not in batch:  # clean pairs (the paper's stage 2)
-            return (*inputs, None, None, None, None, stats_vi, stats_ir)
+            return (*inputs, None, None, None, None, stats_vi, stats_ir, None, None, detail)
         # degradation-aware stage 2: task descriptions of each image, then the clean targets; the
         # degraded crops' statistics come from the crops, the clean reference's from the whole images
         text_vi = self._to_device(self.bank.sample(list(batch["vi_task"]), [0] * n, self.text_generator))
         text_ir = self._to_device(self.bank.sample(list(batch["ir_task"]), [1] * n, self.text_generator))
         return (inputs[0], inputs[1], text_vi, text_ir, self._to_device(batch["vi_clean"]),
-                self._to_device(batch["ir_clean"]), pd_vi, pd_ir, None, None, stats_vi, stats_ir)
+                self._to_device(batch["ir_clean"]), pd_vi, pd_ir, None, None, stats_vi, stats_ir, detail)
 
     # -- validation ------------------------------------------------------------------------
     @contextmanager
