@@ -107,7 +107,8 @@ def format_markdown(
 ) -> str:
     """A Markdown table (``rows``: method -> metric -> value) with the best value per column in bold."""
     labels = labels or {}
-    header = ["Method", *[f"{c} {'↓' if c in LOWER_IS_BETTER else '↑'}" for c in columns]]
+    header = ["Method", *[c if c in SETTING_COLUMNS else f"{c} {'↓' if c in LOWER_IS_BETTER else '↑'}"
+                          for c in columns]]
     if counts is not None:
         header.append("images")
     lines = [
