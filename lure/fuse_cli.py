@@ -87,7 +87,7 @@ def match_infrared(ir: np.ndarray, vi: np.ndarray, ir_path: Path, vi_path: Path,
     up = upsample_infrared(ir, image_size(vi))
     task = SR_FACTORS[factor]
     if plan.infrared == "pd" and not explicit_ir_task:
-        plan = TaskPlan(visible=plan.visible, infrared=task)
+        plan = TaskPlan(visible=plan.visible, infrared=task, detail=plan.detail)
         how = f"infrared task {task}"
     else:
         how = f"infrared task {plan.infrared} as requested"

@@ -316,3 +316,12 @@ def test_info_lists_the_default_detail_level(capsys):
     assert main(["info", "--weights"]) == 0
     out = capsys.readouterr().out
     assert f"--detail 0..1 (default {entry['model_config']['detail_default']:g})" in out
+
+
+def test_a_smaller_infrared_image_keeps_the_requested_detail(tmp_path):
+    from lure.fuse_cli import match_infrared
+    from lure.text.vocabulary import TaskPlan
+
+    ir, vi = np.zeros((24, 32), np.uint8), np.zeros((96, 128, 3), np.uint8)
+    _, plan, note = match_infrared(ir, vi, tmp_path / "ir.png", tmp_path / "vi.png", TaskPlan(detail=1.0), False)
+    assert plan.infrared == "sr4" and plan.detail == 1.0 and note
