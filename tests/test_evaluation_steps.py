@@ -82,7 +82,7 @@ def test_config_defaults_sit_in_one_place():
         (
             {"pairsets": []},
             r"^profiles\.demo\.evaluate: unknown key 'pairsets' \(did you mean 'pair_sets'\?\); "
-            r"valid keys: pair_sets, degraded_from, .*save_fused$",
+            r"valid keys: pair_sets, degraded_from, .*save_fused, detail_curve$",
         ),
         (
             {"grid": {"crops": 9}},
@@ -110,6 +110,8 @@ def test_config_defaults_sit_in_one_place():
         ({"degraded_reference": "both"}, r"degraded_reference must be one of inputs, clean"),
         ({"reference_checkpoints": ["a.pt"]}, r"reference_checkpoints must map names to checkpoint paths"),
         ({"niqe_params": 3}, r"niqe_params must be a path or null"),
+        ({"detail_curve": [0.0, 1.5]}, r"detail_curve must be a list of detail levels in \[0, 1\], got \[0\.0, 1\.5\]"),
+        ({"detail_curve": "0.5"}, r"detail_curve must be a list of detail levels"),
     ],
 )
 def test_config_rejects_bad_sections_in_one_line(section, message):
